@@ -1,0 +1,1 @@
+"""socklab: containerised hosts on virtual networks, running checked socket lessons."""

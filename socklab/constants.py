@@ -1,0 +1,37 @@
+"""Names the lab shares with everything it creates, in one place.
+
+Discovery and cleanup work from labels alone (as containerlab does), never
+from names or from the process that created a resource: a lab left behind by
+a killed runner is found and removed by ``invoke clean`` all the same.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+PROJECT = "socklab"
+
+LABEL_LAB = "socklab.lab"  # the lab id, on every container, network and volume
+LABEL_HOST = "socklab.host"  # the host name, on containers
+LABEL_NETWORK = "socklab.network"  # the scenario's network name, on networks
+LABEL_SCENARIO = "socklab.scenario"  # the scenario a lab realises
+LABEL_RECIPE = "socklab.recipe"  # the recipe hash, on node images
+
+# RFC 2544 set 198.18.0.0/15 aside for network test labs; the ULA prefix is
+# this project's own (fd00::/8, a fixed 40-bit global id "50:c1ab").
+IPV4_POOL = ipaddress.IPv4Network("198.18.0.0/15")
+IPV6_POOL = ipaddress.IPv6Network("fd50:c1ab::/48")
+IPV4_SUBNET_PREFIX = 24
+IPV6_SUBNET_PREFIX = 64
+
+IMAGE_REPOSITORY = "socklab-node"
+
+# Inside every lab host.
+NODES_PARENT = "/opt/socklab"  # nodes/ is copied here; it is PYTHONPATH
+LAB_HOME = "/lab"  # the lab user's folder: service logs and pid files
+LAB_USER = "lab"  # unprivileged user that services and probes run as
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+RECIPE_DIR = PROJECT_ROOT / "docker"
+CATALOGUE_DIR = PROJECT_ROOT / "scenarios"
