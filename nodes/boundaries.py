@@ -1,0 +1,318 @@
+"""Message boundaries: a TCP stream forgets them, UDP datagrams keep them; send may take less than asked.
+
+    python -m nodes.boundaries serve --bind 0.0.0.0 --port 65432
+    python -m nodes.boundaries client --to 198.18.0.2:65432 --send "message" --count 10
+    python -m nodes.boundaries client --to 198.18.0.2:65432 --size 4194304 --nonblocking
+    python -m nodes.boundaries serve --proto udp --bind 0.0.0.0 --port 65432
+    python -m nodes.boundaries client --proto udp --to 198.18.0.2:65432 --send "message" --count 10
+
+The client writes ``--count`` messages, each with its own ``send`` calls, and
+the server reports how many ``recv`` calls it took to read them, and of which
+sizes. The exchange is made deterministic on purpose:
+
+TCP: the client first sends the total as an 8-byte big-endian number, then
+the messages; the server waits until every byte is in its receive queue
+(``FIONREAD``) before its first ``recv``, so ten 12-byte sends are read by
+one ``recv`` of 120 bytes: the stream kept the bytes and their order, not
+where one ``send`` ended. A total larger than ``WAIT_LIMIT`` cannot all wait
+in the receive queue: the server starts reading once the queue has stopped
+growing for ``QUIET`` seconds (the client's send buffer and the server's
+receive window are full), and then reads it as it comes. So a client's one
+non-blocking ``send`` always meets a full pipe, never a reader that makes
+room meanwhile. The server answers with one JSON line,
+``{"received": N, "recv_sizes": [...]}``, and closes.
+
+UDP: each datagram is one ``recvfrom`` result, whatever else is waiting; the
+server answers each one with ``{"size": N, "truncated": bool}`` (a datagram
+longer than the server's ``--bufsize`` is cut, and the rest is lost).
+
+``send`` copies what fits in the socket's send buffer and returns that count:
+on a non-blocking socket (``--nonblocking``: one ``send`` call for the whole
+payload) it returns less than asked as soon as the payload is larger than
+the buffer, and a program that ignores the return value loses the rest.
+``sendall`` is a loop of ``send`` calls; the client counts them.
+
+Client result (one JSON object on stdout), keys:
+  outcome         ok (the server got every byte, or answered every datagram),
+                  closed (the server closed first), mismatch, or a failure
+                  word (refused, timeout, reset, ...)
+  errno, detail   errno name and words of a failure, or null
+  proto           "tcp" or "udp"
+  target, peer, local   the server as given, and the socket's addresses
+  messages        messages written (each with its own send calls)
+  bytes_sent      payload bytes sent (TCP: without the 8-byte total)
+  send_calls      send()/sendto() calls made for the payload
+  first_send      what the first send() call returned
+  receives        recv()/recvfrom() calls the server needed for the payload
+  recv_sizes      their sizes, in order (the first 100)
+  bytes_received  payload bytes the server received
+  truncated       UDP: datagrams the server received cut short
+  elapsed_ms      connect (or first send) to the server's last answer
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import logging
+import socket
+import struct
+import termios
+import time
+from typing import Any
+
+from nodes.cli import (
+    add_client_arguments,
+    add_listen_arguments,
+    connect,
+    elapsed_ms,
+    fail,
+    failure,
+    listener,
+    positive_int,
+    print_result,
+    seconds,
+    setup_logging,
+    stop_on_signals,
+)
+from nodes.endpoints import format_sockaddr, resolve
+from nodes.outcomes import Outcome
+
+TOTAL = struct.Struct(">Q")
+WAIT_LIMIT = 32768  # a total up to this size waits whole in the receive queue before the first recv
+QUIET = 0.2  # a larger one is read once the queue has not grown for this long: the client's pipe is full
+MAX_DATAGRAM = 65535
+MAX_UDP_PAYLOAD = 65507  # 65,535 less the IPv4 and UDP headers
+SHOWN_SIZES = 100
+DEFAULT_SEND = "Hello, world"
+
+
+# -- server --------------------------------------------------------------------
+
+def queued(conn: socket.socket) -> int:
+    """Bytes waiting in the socket's receive queue (FIONREAD), unread."""
+    return struct.unpack("i", fcntl.ioctl(conn, termios.FIONREAD, b"\0" * 4))[0]
+
+
+def receive_exactly(conn: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def read_stream(conn: socket.socket, bufsize: int, timeout: float) -> dict[str, Any]:
+    """Read the announced total, then the payload in recv calls of up to ``bufsize``; report their sizes."""
+    header = receive_exactly(conn, TOTAL.size)
+    if len(header) < TOTAL.size:
+        raise ConnectionError("the client closed before announcing its total")
+    (total,) = TOTAL.unpack(header)
+    deadline = time.monotonic() + timeout
+    if total <= WAIT_LIMIT:  # let it all arrive first, so that nothing but the stream decides the pieces
+        while queued(conn) < total and time.monotonic() < deadline:
+            time.sleep(0.002)
+    else:  # it cannot all wait here: start reading once the pipe is full (the queue stopped growing)
+        size, still_since = queued(conn), time.monotonic()
+        while time.monotonic() - still_since < QUIET and time.monotonic() < deadline:
+            time.sleep(0.01)
+            if (now := queued(conn)) != size:
+                size, still_since = now, time.monotonic()
+    sizes: list[int] = []
+    received = 0
+    while received < total:
+        chunk = conn.recv(min(bufsize, total - received))
+        if not chunk:
+            break
+        sizes.append(len(chunk))
+        received += len(chunk)
+    return {"received": received, "recv_sizes": sizes}
+
+
+def serve_tcp(sock: socket.socket, args: argparse.Namespace, log: logging.Logger) -> None:
+    while True:
+        try:
+            conn, address = sock.accept()
+        except OSError as exc:  # e.g. ECONNABORTED: the client left while queued
+            log.warning("accept failed: %s", exc.strerror or exc)
+            continue
+        peer = format_sockaddr(address)
+        with conn:
+            conn.settimeout(args.timeout)
+            try:
+                report = read_stream(conn, args.bufsize, args.timeout)
+                conn.sendall(json.dumps(report).encode() + b"\n")
+            except (OSError, ConnectionError) as exc:
+                log.warning("error %s: %s", peer, getattr(exc, "strerror", None) or exc)
+                continue
+        sizes = report["recv_sizes"]
+        log.info("read %d bytes from %s in %d recv calls%s", report["received"], peer, len(sizes),
+                 f" of {sizes}" if len(sizes) <= 10 else "")
+
+
+def serve_udp(sock: socket.socket, args: argparse.Namespace, log: logging.Logger) -> None:
+    while True:
+        try:
+            data, _, flags, address = sock.recvmsg(args.bufsize)
+            truncated = bool(flags & socket.MSG_TRUNC)
+            sock.sendto(json.dumps({"size": len(data), "truncated": truncated}).encode(), address)
+        except OSError as exc:  # e.g. an ICMP error reported for an earlier answer
+            log.warning("error: %s", exc.strerror or exc)
+            continue
+        log.info("read one datagram of %d bytes from %s%s", len(data), format_sockaddr(address),
+                 " (truncated)" if truncated else "")
+
+
+def serve(args: argparse.Namespace) -> int:
+    log = setup_logging("boundaries")
+    stop_on_signals()
+    kind = socket.SOCK_STREAM if args.proto == "tcp" else socket.SOCK_DGRAM
+    with listener(args, kind, log) as sock, contextlib.suppress(KeyboardInterrupt):
+        (serve_tcp if args.proto == "tcp" else serve_udp)(sock, args, log)
+    log.info("stopped")
+    return 0
+
+
+# -- client --------------------------------------------------------------------
+
+def payload(args: argparse.Namespace) -> list[bytes]:
+    """The messages to write: ``--count`` copies of the text, or of ``--size`` pattern bytes."""
+    message = (b"0123456789abcdef" * (args.size // 16 + 1))[: args.size] if args.size else args.send.encode()
+    return [message] * args.count
+
+
+def send_all(sock: socket.socket, data: bytes, result: dict[str, Any]) -> None:
+    """What ``sendall`` does, counting the send calls: send until every byte is taken."""
+    view = memoryview(data)
+    while view:
+        taken = sock.send(view)
+        if result["first_send"] is None:
+            result["first_send"] = taken
+        result["send_calls"] += 1
+        result["bytes_sent"] += taken
+        view = view[taken:]
+
+
+def stream(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    messages = payload(args)
+    with connect(args.to, args.timeout) as sock:
+        result["peer"] = format_sockaddr(sock.getpeername())
+        result["local"] = format_sockaddr(sock.getsockname())
+        sock.sendall(TOTAL.pack(sum(map(len, messages))))
+        if args.nonblocking:  # one send call for everything: it takes what fits in the buffer
+            whole = b"".join(messages)
+            sock.setblocking(False)
+            try:
+                taken = sock.send(whole)
+            except BlockingIOError:
+                taken = 0
+            sock.settimeout(args.timeout)
+            result.update(first_send=taken, send_calls=1, bytes_sent=taken)
+            send_all(sock, whole[taken:], result)
+        else:
+            for message in messages:
+                send_all(sock, message, result)
+        result["messages"] = len(messages)
+        reply = b""
+        while chunk := sock.recv(4096):
+            reply += chunk
+    if not reply:
+        result.update(outcome=Outcome.CLOSED.value, detail="the server closed without a report")
+        return
+    report = json.loads(reply)
+    sizes = report["recv_sizes"]
+    result.update(receives=len(sizes), recv_sizes=sizes[:SHOWN_SIZES], bytes_received=report["received"])
+    same = report["received"] == result["bytes_sent"]
+    result["outcome"] = (Outcome.OK if same else Outcome.MISMATCH).value
+
+
+def datagrams(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    messages = payload(args)
+    family, sockaddr = resolve(args.to, socket.SOCK_DGRAM)[0]
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(args.timeout)
+        for message in messages:
+            taken = sock.sendto(message, sockaddr)
+            result["first_send"] = taken if result["first_send"] is None else result["first_send"]
+            result["send_calls"] += 1
+            result["bytes_sent"] += taken
+        result["messages"] = len(messages)
+        result["local"] = format_sockaddr(sock.getsockname())
+        sizes, truncated = [], 0
+        while len(sizes) < len(messages):
+            reply, source = sock.recvfrom(MAX_DATAGRAM)
+            result["peer"] = format_sockaddr(source)
+            answer = json.loads(reply)
+            sizes.append(answer["size"])
+            truncated += bool(answer["truncated"])
+    result.update(receives=len(sizes), recv_sizes=sizes[:SHOWN_SIZES], bytes_received=sum(sizes),
+                  truncated=truncated, outcome=Outcome.OK.value)
+
+
+def client(args: argparse.Namespace) -> int:
+    result: dict[str, Any] = {
+        "outcome": Outcome.ERROR.value, "errno": None, "detail": None, "proto": args.proto,
+        "target": str(args.to), "peer": None, "local": None, "messages": 0, "bytes_sent": 0, "send_calls": 0,
+        "first_send": None, "receives": None, "recv_sizes": None, "bytes_received": None, "truncated": None,
+        "elapsed_ms": 0.0,
+    }
+    started = time.perf_counter()
+    try:
+        (stream if args.proto == "tcp" else datagrams)(args, result)
+    except OSError as exc:
+        result.update(failure(exc))
+    except (ValueError, KeyError, TypeError) as exc:
+        result.update(outcome=Outcome.MISMATCH.value, detail=f"not a boundaries report: {exc}")
+    result["elapsed_ms"] = elapsed_ms(started)
+    print_result(result)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m nodes.boundaries", description=__doc__.split("\n\n")[0])
+    commands = p.add_subparsers(dest="command", required=True, metavar="{serve,client}")
+    s = commands.add_parser("serve", help="report how the client's messages were received",
+                            description="Read each client's messages and answer with the sizes of the "
+                                        "recv calls that read them.")
+    s.add_argument("--proto", choices=["tcp", "udp"], default="tcp", help="transport (default: tcp)")
+    add_listen_arguments(s)
+    s.add_argument("--bufsize", type=positive_int, default=65536, metavar="N",
+                   help="read at most N bytes per recv call; a longer datagram is truncated (default: 65536)")
+    s.add_argument("--timeout", type=seconds, default=10.0, metavar="S",
+                   help="give up on a TCP client silent for S seconds (default: 10)")
+    c = commands.add_parser("client", help="write messages, print how the server received them, as JSON",
+                            description="Write messages over TCP or UDP and report how the server's "
+                                        "recv calls cut them.")
+    c.add_argument("--proto", choices=["tcp", "udp"], default="tcp", help="transport (default: tcp)")
+    add_client_arguments(c)
+    what = c.add_mutually_exclusive_group()
+    what.add_argument("--send", default=DEFAULT_SEND, metavar="TEXT",
+                      help=f"the message to write (default: {DEFAULT_SEND!r})")
+    what.add_argument("--size", type=positive_int, metavar="N", help="write N pattern bytes as the message instead")
+    c.add_argument("--count", type=positive_int, default=1, metavar="N",
+                   help="write the message N times, each with its own send calls (default: 1)")
+    c.add_argument("--nonblocking", action="store_true",
+                   help="TCP: one send() call for the whole payload on a non-blocking socket (reported as "
+                        "first_send), then send the rest")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "client":
+        if not args.size and not args.send:
+            fail("--send needs at least one character")
+        if args.nonblocking and args.proto != "tcp":
+            fail("--nonblocking is for TCP: a UDP send takes a whole datagram or nothing")
+        if args.proto == "udp" and (args.size or len(args.send.encode())) > MAX_UDP_PAYLOAD:
+            fail(f"a UDP datagram carries at most {MAX_UDP_PAYLOAD} bytes over IPv4")
+        return client(args)
+    return serve(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,322 @@
+"""Bulk transfer: push many bytes, measure the rate, and prove they all arrived intact.
+
+    python -m nodes.bulk serve --bind 0.0.0.0 --port 65432
+    python -m nodes.bulk client --to 198.18.0.2:65432 --bytes 100000000
+    python -m nodes.bulk serve --proto udp --bind 0.0.0.0 --port 65432
+    python -m nodes.bulk client --proto udp --to 198.18.0.2:65432 --count 10000 --size 1400
+
+TCP: the client sends an 8-byte big-endian length, then that many bytes;
+the server hashes them with SHA-256 as they arrive and answers with the
+byte count and the digest it computed (8 + 32 bytes). The client hashed
+what it sent: equal digests prove every byte arrived, in order, unchanged
+(``ok``); different ones say otherwise (``mismatch``). The throughput is
+what the application saw, from the first byte sent to the digest back.
+The server handles each client in its own thread, so one long transfer
+does not hold up another; a client silent for ``--timeout`` is dropped,
+and a stop signal ends the transfers under way before the server exits.
+
+UDP: the client sends ``--count`` datagrams, each carrying a random
+session id and a sequence number, then asks for the server's tally of that
+session (an "end" datagram, repeated until answered). UDP has no flow
+control and no retransmission: what the tally lacks was lost, and sending
+faster than the path or the receiver can take shows it.
+
+Client result (one JSON object on stdout), the same keys for both:
+  outcome              ok (TCP: digests equal; UDP: the server's tally came
+                       back), mismatch (TCP: digests differ), or a failure
+                       word (refused, timeout, closed, reset, ...)
+  errno, detail        errno name and words of a failure, or null
+  proto                "tcp" or "udp"
+  target, peer, local  the server as given, and the connection's addresses
+  bytes_sent           payload bytes sent (UDP: whole datagrams)
+  bytes_received       bytes the server says it received
+  elapsed_ms           first byte sent to the server's answer (on failure:
+                       until the failure)
+  throughput_mbps      bytes_received * 8 / elapsed, in Mbit/s
+  sha256_sent, sha256_received, hash_match     TCP only, else null
+  datagrams_sent, datagrams_received, lost, loss  UDP only, else null
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import logging
+import os
+import socket
+import struct
+import time
+from collections import OrderedDict
+from typing import Any
+
+from nodes.cli import (
+    Handlers,
+    add_client_arguments,
+    add_listen_arguments,
+    connect,
+    elapsed_ms,
+    failure,
+    listener,
+    non_negative_seconds,
+    positive_int,
+    print_result,
+    seconds,
+    setup_logging,
+    stop_on_signals,
+)
+from nodes.endpoints import format_sockaddr, resolve
+from nodes.outcomes import Outcome
+
+LENGTH = struct.Struct(">Q")
+REPORT = struct.Struct(">Q32s")  # bytes received, SHA-256 digest
+BLOCK = 1 << 18  # bytes per send/recv call
+
+DATA, END, TALLY = b"BLK1", b"END1", b"SUM1"
+DATAGRAM_HEAD = struct.Struct(">4s8sQ")  # magic, session id, sequence number
+END_DATAGRAM = struct.Struct(">4s8sQ")  # magic, session id, datagrams sent
+TALLY_DATAGRAM = struct.Struct(">4s8sQQ")  # magic, session id, datagrams received, bytes received
+MAX_SESSIONS = 4096  # UDP tallies kept; the oldest is forgotten first
+
+
+def recv_exactly(sock: socket.socket, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise EOFError(f"closed after {len(data)} of {size} bytes")
+        data += chunk
+    return bytes(data)
+
+
+def receive_transfer(conn: socket.socket) -> tuple[int, bytes]:
+    """Read a length, then that many bytes, hashing as they come; return (count, digest)."""
+    (declared,) = LENGTH.unpack(recv_exactly(conn, LENGTH.size))
+    digest = hashlib.sha256()
+    buffer = memoryview(bytearray(BLOCK))
+    remaining = declared
+    while remaining:
+        n = conn.recv_into(buffer, min(BLOCK, remaining))
+        if not n:
+            raise EOFError(f"closed after {declared - remaining} of {declared} bytes")
+        digest.update(buffer[:n])
+        remaining -= n
+    return declared, digest.digest()
+
+
+def handle_tcp(conn: socket.socket, address: Any, log: logging.Logger, timeout: float) -> None:
+    peer = format_sockaddr(address)
+    with conn:
+        log.info("accepted %s", peer)
+        conn.settimeout(timeout)
+        started = time.perf_counter()
+        try:
+            count, digest = receive_transfer(conn)
+            conn.sendall(REPORT.pack(count, digest))
+        except TimeoutError:
+            log.warning("timed out %s: idle for %g s", peer, timeout)
+        except EOFError as exc:
+            log.warning("error %s: truncated transfer, %s", peer, exc)
+        except OSError as exc:
+            log.warning("error %s: %s", peer, exc.strerror or exc)
+        else:
+            took = time.perf_counter() - started
+            log.info("closed %s: received %d bytes in %.3f s (%.1f Mbit/s), sha256 %s",
+                     peer, count, took, count * 8 / took / 1e6 if took else 0.0, digest.hex()[:16])
+
+
+def serve_tcp(listening: socket.socket, log: logging.Logger, timeout: float) -> None:
+    """Accept until a stop signal; then end the transfers still under way, and wait for their threads."""
+    handlers = Handlers()
+    try:
+        while True:
+            try:
+                conn, address = listening.accept()
+            except OSError as exc:
+                log.warning("accept failed: %s", exc.strerror or exc)
+                time.sleep(0.01)
+                continue
+            handlers.start(conn, handle_tcp, address, log, timeout)
+    finally:
+        handlers.stop()
+
+
+def serve_udp(sock: socket.socket, log: logging.Logger) -> None:
+    """Count datagrams per session; answer each end datagram with the session's tally."""
+    sessions: OrderedDict[bytes, list[int]] = OrderedDict()  # session id -> [datagrams, bytes]
+    while True:
+        try:
+            data, address = sock.recvfrom(65535)
+            if data[:4] == DATA and len(data) >= DATAGRAM_HEAD.size:
+                _, session, _ = DATAGRAM_HEAD.unpack_from(data)
+                tally = sessions.get(session)
+                if tally is None:
+                    tally = sessions[session] = [0, 0]
+                    if len(sessions) > MAX_SESSIONS:
+                        sessions.popitem(last=False)
+                tally[0] += 1
+                tally[1] += len(data)
+            elif data[:4] == END and len(data) == END_DATAGRAM.size:
+                _, session, sent = END_DATAGRAM.unpack(data)
+                received, size = sessions.get(session, (0, 0))
+                sock.sendto(TALLY_DATAGRAM.pack(TALLY, session, received, size), address)
+                log.info("tally for %s: %d of %d datagrams, %d bytes", format_sockaddr(address), received, sent, size)
+            else:
+                log.warning("error %s: ignored a %d-byte datagram that is not bulk data",
+                            format_sockaddr(address), len(data))
+        except OSError as exc:
+            log.warning("error: %s", exc.strerror or exc)
+
+
+def serve(args: argparse.Namespace) -> int:
+    log = setup_logging(f"bulk.{args.proto}")
+    stop_on_signals()
+    sock_type = socket.SOCK_STREAM if args.proto == "tcp" else socket.SOCK_DGRAM
+    with listener(args, sock_type, log) as sock, contextlib.suppress(KeyboardInterrupt):
+        serve_tcp(sock, log, args.timeout) if args.proto == "tcp" else serve_udp(sock, log)
+    log.info("stopped")
+    return 0
+
+
+def stream_digest(block: bytes, size: int) -> bytes:
+    """SHA-256 of ``size`` bytes made of ``block`` repeated: what the sender will send."""
+    digest = hashlib.sha256()
+    whole, part = divmod(size, len(block))
+    for _ in range(whole):
+        digest.update(block)
+    digest.update(block[:part])
+    return digest.digest()
+
+
+def send_tcp(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    """Send ``args.bytes`` bytes and compare the server's digest of what arrived with ours.
+
+    The sender makes the data, so it works out the digest before the clock
+    starts, as it would have a file's; the timed part is the transfer and
+    the receiver hashing every byte as it arrives.
+    """
+    block = os.urandom(min(BLOCK, args.bytes))
+    ours = stream_digest(block, args.bytes)
+    with connect(args.to, args.timeout) as sock:
+        result["peer"] = format_sockaddr(sock.getpeername())
+        result["local"] = format_sockaddr(sock.getsockname())
+        started = time.perf_counter()
+        sock.sendall(LENGTH.pack(args.bytes))
+        remaining = args.bytes
+        while remaining:
+            piece = block[:remaining]
+            sock.sendall(piece)
+            result["bytes_sent"] += len(piece)
+            remaining -= len(piece)
+        try:
+            received, theirs = REPORT.unpack(recv_exactly(sock, REPORT.size))
+        except EOFError as exc:
+            result.update(outcome=Outcome.CLOSED.value, detail=f"no digest came back: the server {exc}")
+            return
+        seconds_taken = time.perf_counter() - started
+    result.update(
+        outcome=Outcome.OK.value if theirs == ours and received == args.bytes else Outcome.MISMATCH.value,
+        bytes_received=received, sha256_sent=ours.hex(), sha256_received=theirs.hex(), hash_match=theirs == ours,
+    )
+    rate(result, received, seconds_taken)
+
+
+def send_udp(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    family, sockaddr = resolve(args.to, socket.SOCK_DGRAM)[0]
+    session = os.urandom(8)
+    filler = os.urandom(args.size - DATAGRAM_HEAD.size)
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.connect(sockaddr)  # connected, so that "nobody listens" shows as refused
+        result["peer"] = format_sockaddr(sock.getpeername())
+        result["local"] = format_sockaddr(sock.getsockname())
+        started = time.perf_counter()
+        for seq in range(args.count):
+            result["bytes_sent"] += sock.send(DATAGRAM_HEAD.pack(DATA, session, seq) + filler)
+            result["datagrams_sent"] += 1
+            if args.interval:
+                time.sleep(args.interval)
+        end = END_DATAGRAM.pack(END, session, args.count)
+        deadline = time.monotonic() + args.timeout
+        while True:  # the end datagram or its answer may be lost too: ask again until the time is up
+            sock.send(end)
+            sock.settimeout(max(0.001, min(args.timeout / 5, deadline - time.monotonic())))
+            try:
+                reply = sock.recv(TALLY_DATAGRAM.size + 1)
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise
+                continue
+            if len(reply) == TALLY_DATAGRAM.size and reply[:4] == TALLY and reply[4:12] == session:
+                break
+        seconds_taken = time.perf_counter() - started
+    _, _, received, size = TALLY_DATAGRAM.unpack(reply)
+    lost = args.count - received
+    result.update(outcome=Outcome.OK.value, bytes_received=size, datagrams_received=received,
+                  lost=lost, loss=round(lost / args.count, 4))
+    rate(result, size, seconds_taken)
+
+
+def rate(result: dict[str, Any], received: int, seconds_taken: float) -> None:
+    result["elapsed_ms"] = round(seconds_taken * 1000, 3)
+    result["throughput_mbps"] = round(received * 8 / seconds_taken / 1e6, 3) if seconds_taken > 0 else None
+
+
+def client(args: argparse.Namespace) -> int:
+    result: dict[str, Any] = {
+        "outcome": Outcome.ERROR.value, "errno": None, "detail": None, "proto": args.proto,
+        "target": str(args.to), "peer": None, "local": None, "bytes_sent": 0, "bytes_received": 0,
+        "elapsed_ms": None, "throughput_mbps": None,
+        "sha256_sent": None, "sha256_received": None, "hash_match": None,
+        "datagrams_sent": None, "datagrams_received": None, "lost": None, "loss": None,
+    }
+    if args.proto == "udp":
+        result["datagrams_sent"] = 0
+    started = time.perf_counter()
+    try:
+        send_tcp(args, result) if args.proto == "tcp" else send_udp(args, result)
+    except OSError as exc:
+        result.update(failure(exc))
+    if result["elapsed_ms"] is None:  # failed: say how long it took to fail
+        result["elapsed_ms"] = elapsed_ms(started)
+    print_result(result)
+    return 0
+
+
+def datagram_size(text: str) -> int:
+    size = positive_int(text)
+    if not DATAGRAM_HEAD.size <= size <= 65507:
+        raise argparse.ArgumentTypeError(f"{size}: give {DATAGRAM_HEAD.size} to 65507 bytes")
+    return size
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m nodes.bulk", description=__doc__.split("\n\n")[0])
+    commands = p.add_subparsers(dest="command", required=True, metavar="{serve,client}")
+    s = commands.add_parser("serve", help="receive transfers, verify them, report what arrived",
+                            description="Bulk transfer receiver: TCP with SHA-256, or UDP with a tally.")
+    s.add_argument("--proto", choices=["tcp", "udp"], default="tcp", help="transport (default: tcp)")
+    add_listen_arguments(s)
+    s.add_argument("--timeout", type=seconds, default=30.0, metavar="S",
+                   help="TCP: drop a client silent for S seconds (default: 30)")
+    c = commands.add_parser("client", help="send a transfer, print one JSON result",
+                            description="Bulk transfer sender.")
+    c.add_argument("--proto", choices=["tcp", "udp"], default="tcp", help="transport (default: tcp)")
+    add_client_arguments(c, default_timeout=10.0)
+    c.add_argument("--bytes", type=positive_int, default=10_000_000, metavar="N",
+                   help="TCP: bytes to send (default: 10000000)")
+    c.add_argument("--count", type=positive_int, default=1000, metavar="N",
+                   help="UDP: datagrams to send (default: 1000)")
+    c.add_argument("--size", type=datagram_size, default=1400, metavar="BYTES",
+                   help=f"UDP: bytes per datagram, {DATAGRAM_HEAD.size} to 65507 (default: 1400)")
+    c.add_argument("--interval", type=non_negative_seconds, default=0.0, metavar="S",
+                   help="UDP: pause between datagrams (default: 0, as fast as the socket takes them)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return serve(args) if args.command == "serve" else client(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,335 @@
+"""What every node program shares at its edges: arguments, logs, signals, results.
+
+Conventions, so that the orchestrator (and a student) can drive any program
+the same way:
+
+- servers take ``serve --bind ADDR --port N``; bad arguments exit 2 with one
+  clear line on stderr;
+- servers log one line per event on stderr and stop cleanly on SIGINT and
+  SIGTERM (exit 0);
+- clients print exactly one JSON object on stdout whose ``outcome`` is a
+  word of ``nodes.outcomes.Outcome``; the exit status is 0 whenever a result
+  was observed, whatever it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import resource
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NoReturn
+
+from nodes.endpoints import Endpoint, parse_endpoint, parse_port, resolve
+from nodes.listen import BindError, describe, open_listener
+from nodes.outcomes import classify
+
+USAGE_ERROR = 2
+
+
+def port(text: str) -> int:
+    """An argparse type: a valid port, or a usage error naming the problem."""
+    try:
+        return parse_port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def endpoint(text: str) -> Endpoint:
+    """An argparse type: ``HOST:PORT`` or ``[IPv6]:PORT``, or a usage error saying how to write it."""
+    try:
+        return parse_endpoint(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a positive duration in seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive, finite number of seconds")
+    return value
+
+
+def non_negative_seconds(text: str) -> float:
+    """An argparse type: a duration in seconds that may be 0 (as fast as possible)."""
+    try:
+        if float(text) == 0:
+            return 0.0
+    except ValueError:
+        pass
+    return seconds(text)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a count of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def add_client_arguments(parser: argparse.ArgumentParser, default_timeout: float = 5.0) -> None:
+    parser.add_argument(
+        "--to", type=endpoint, required=True, metavar="HOST:PORT",
+        help="server to talk to: 127.0.0.1:65432, [::1]:65432, [fe80::1%%eth0]:65432 or name:65432",
+    )
+    parser.add_argument(
+        "--timeout", type=seconds, default=default_timeout, metavar="S",
+        help=f"give up waiting after S seconds (default: {default_timeout:g})",
+    )
+
+
+def add_quiet_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--quiet", action="store_true",
+        help="do not log one line per connection or datagram (listening, errors and stopped are still logged); "
+        "use it for load tests, where logging costs more than serving",
+    )
+
+
+def add_listen_arguments(parser: argparse.ArgumentParser, default_port: int = 65432) -> None:
+    parser.add_argument(
+        "--bind",
+        default="",
+        metavar="ADDR",
+        help="address to bind: '' or 0.0.0.0 (every IPv4 address), :: (every IPv6 address), "
+        "127.0.0.1, ::1, a LAN address, a host name, or fe80::...%%IFACE (default: '')",
+    )
+    parser.add_argument("--port", type=port, default=default_port, help=f"port to bind (default: {default_port})")
+    stack = parser.add_mutually_exclusive_group()
+    stack.add_argument(
+        "--v6only", dest="v6only", action="store_const", const=True, default=None,
+        help="with an IPv6 address: accept IPv6 clients only (IPV6_V6ONLY=1)",
+    )
+    stack.add_argument(
+        "--dual-stack", dest="v6only", action="store_const", const=False,
+        help="with ::, also accept IPv4 clients, seen as ::ffff:a.b.c.d (IPV6_V6ONLY=0)",
+    )
+
+
+def listener(args: argparse.Namespace, sock_type: int, log: logging.Logger, **options: Any) -> socket.socket:
+    """Bind as the arguments say, or exit 2 with the reason."""
+    endpoint = Endpoint(args.bind, args.port)
+    try:
+        sock = open_listener(endpoint, sock_type, v6only=args.v6only, **options)
+    except BindError as exc:
+        fail(exc.strerror)
+    except socket.gaierror as exc:
+        fail(f"cannot bind {endpoint}: {exc.strerror}")
+    log.info("listening on %s", describe(sock))
+    return sock
+
+
+def connect(where: Endpoint, timeout: float, sock_type: int = socket.SOCK_STREAM) -> socket.socket:
+    """Connect to each resolved address in turn, as ``socket.create_connection`` does.
+
+    Resolving through ``nodes.endpoints.resolve`` means a client understands
+    exactly the addresses a server can be told to bind (scope ids included).
+    The last error is raised if no address connects.
+    """
+    error: OSError = OSError("no address to connect to")
+    for family, sockaddr in resolve(where, sock_type):
+        sock = socket.socket(family, sock_type)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+    raise error
+
+
+def failure(exc: BaseException) -> dict[str, Any]:
+    """The outcome, errno name and plain-words detail of a failed socket call."""
+    outcome, errno_name = classify(exc)
+    detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return {"outcome": outcome.value, "errno": errno_name, "detail": detail}
+
+
+def elapsed_ms(started: float) -> float:
+    """Milliseconds since a ``time.perf_counter()`` reading, rounded to microseconds."""
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def raise_fd_limit(log: logging.Logger | None = None) -> int:
+    """Lift the soft limit on open files to the hard limit, and return it.
+
+    Each connection is a file descriptor; the usual soft limit (1024) stops a
+    program long before 10,000 connections, while the hard limit rarely does.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for wanted in (hard, min(hard, 1 << 20), min(hard, 10240)):  # unlimited is not always accepted
+        if wanted == resource.RLIM_INFINITY or wanted <= soft:
+            continue
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError):
+            continue
+        soft = wanted
+        break
+    if log is not None:
+        log.info("open files limit: %s", soft)
+    return soft
+
+
+def setup_logging(name: str) -> logging.Logger:
+    """One line per event, timestamped, on stderr (stdout carries results)."""
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s.%(msecs)03d %(name)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    return logging.getLogger(name)
+
+
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+_stop_requested = False
+
+
+def stop_on_signals() -> None:
+    """Make SIGINT and SIGTERM raise KeyboardInterrupt, so ``with`` blocks close every socket.
+
+    Both, explicitly: a program started in the background by a shell that
+    has no job control inherits SIGINT ignored, and Python would leave it so.
+    The stop is also remembered (``stop_requested``): a KeyboardInterrupt
+    raised inside code that swallows exceptions, such as the interpreter's
+    at-fork hooks, is lost, and a serving loop that polls can still notice.
+    """
+
+    def interrupt(signum: int, frame: object) -> NoReturn:
+        global _stop_requested
+        _stop_requested = True
+        raise KeyboardInterrupt
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, interrupt)
+
+
+def stop_requested() -> bool:
+    """Whether SIGINT or SIGTERM has arrived (after ``stop_on_signals``)."""
+    return _stop_requested
+
+
+@contextlib.contextmanager
+def stop_signals_blocked() -> Iterator[None]:
+    """Block SIGINT and SIGTERM meanwhile: threads started and processes forked here inherit the block.
+
+    The kernel hands a process's signal to any thread that does not block
+    it, but Python acts on it only in the main thread: if it lands on a
+    worker, a main thread blocked in ``accept`` never wakes and the server
+    does not stop. A forked child must unblock them itself.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def start_thread(thread: threading.Thread) -> None:
+    """Start a worker thread that stop signals are never delivered to."""
+    with stop_signals_blocked():
+        thread.start()
+
+
+def shut(sock: socket.socket) -> None:
+    """Shut both directions of a connection, which ends any call blocked on it; closed already is fine."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class Handlers:
+    """A thread per connection, and a stop that ends them all rather than abandoning them.
+
+    Threads left running while the interpreter exits (daemon threads) can
+    hang the exit itself (CPython issue 96387), and a server that does not
+    exit on SIGTERM is broken. So handler threads are ordinary threads, and
+    ``stop`` shuts every open connection down, which wakes its handler out
+    of ``recv`` or ``sendall`` at once, then waits for each to finish.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._threads: set[threading.Thread] = set()
+        self._stopping = False
+
+    def start(self, conn: socket.socket, handler: Callable[..., object], *args: Any) -> None:
+        """Run ``handler(conn, *args)`` on a thread of its own, which stop signals never reach."""
+        start_thread(threading.Thread(target=self._serve, args=(conn, handler, *args)))
+
+    def _serve(self, conn: socket.socket, handler: Callable[..., object], *args: Any) -> None:
+        with self._lock:
+            self._threads.add(threading.current_thread())
+            self._open.add(conn)
+            if self._stopping:  # started as the server was stopping
+                shut(conn)
+        try:
+            handler(conn, *args)
+        finally:
+            with self._lock:
+                self._open.discard(conn)
+                self._threads.discard(threading.current_thread())
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+            for conn in self._open:
+                shut(conn)
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join()
+
+
+def end_processes(pids: set[int], log: logging.Logger, what: str, grace: float) -> None:
+    """Ask each child process to stop (SIGTERM) and reap it; kill those still there after ``grace`` seconds.
+
+    The deadline makes a server's own stop certain even if a child missed
+    the request (a signal that lands while a new child is still settling).
+    """
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while pids:
+        for pid in list(pids):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                pids.discard(pid)
+        if pids and time.monotonic() >= deadline:
+            log.warning("%s %s did not stop in %g s: killing them", what, sorted(pids), grace)
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            deadline = float("inf")  # now only reaping
+        if pids:
+            time.sleep(0.01)
+
+
+def fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(USAGE_ERROR)
+
+
+def print_result(result: Mapping[str, Any]) -> None:
+    print(json.dumps(result, ensure_ascii=False), flush=True)

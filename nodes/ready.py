@@ -1,0 +1,130 @@
+"""Wait until a service listens, by reading the kernel's socket tables.
+
+Readiness is observed, never slept for: the lab asks this program (on the
+service's own host) to poll ``/proc/net/{tcp,tcp6,udp,udp6,unix}`` until a
+socket listens where the service was told to. Reading the tables instead of
+connecting leaves a one-client-at-a-time server undisturbed, and costs one
+exec for the whole wait instead of one per try.
+
+    python -m nodes.ready tcp://127.0.0.1:65432 --timeout 10 --pidfile /lab/run/echo.pid
+
+Exit status: 0 ready, 1 not ready in time, 3 the service exited first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import socket
+import struct
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from nodes.cli import fail
+
+TCP_LISTEN = 0x0A
+UDP_UNCONNECTED = 0x07  # a bound, unconnected UDP socket shows state CLOSE
+UNIX_LISTENING = 1 << 16  # __SO_ACCEPTCON in the Flags column
+
+NOT_READY, SERVICE_GONE = 1, 3
+POLL_SECONDS = 0.02
+
+
+def decode_address(hex_address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """/proc/net addresses are 32-bit words in host byte order, printed in hex."""
+    words = [int(hex_address[i : i + 8], 16) for i in range(0, len(hex_address), 8)]
+    return ipaddress.ip_address(b"".join(struct.pack("=I", w) for w in words))
+
+
+def inet_sockets(proto: str) -> list[tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int, int]]:
+    """(local address, port, state) for every IPv4 and IPv6 socket of a protocol."""
+    found = []
+    for table in (f"/proc/net/{proto}", f"/proc/net/{proto}6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:  # IPv6 disabled
+            continue
+        for line in lines:
+            fields = line.split()
+            address, port = fields[1].split(":")
+            found.append((decode_address(address), int(port, 16), int(fields[3], 16)))
+    return found
+
+
+def listening(url: str) -> bool:
+    """Is a socket ready at ``tcp://ADDR:PORT``, ``udp://ADDR:PORT`` or ``unix:///PATH``?
+
+    A socket on the wildcard address of the same family counts, as does an
+    IPv6 wildcard for an IPv4 address (a dual-stack ``::`` socket).
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return unix_listening(parts.path)
+    wanted_state = TCP_LISTEN if parts.scheme == "tcp" else UDP_UNCONNECTED
+    host = parts.hostname or ""
+    wanted = ipaddress.ip_address(host.split("%")[0]) if host not in ("", "*") else None
+    for address, port, state in inet_sockets(parts.scheme):
+        if port != parts.port or state != wanted_state:
+            continue
+        if wanted is None or address == wanted or address.is_unspecified:
+            return True
+    return False
+
+
+def unix_listening(path: str) -> bool:
+    """A stream socket at ``path`` that listens, or a datagram socket bound there."""
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 8 or fields[7] != path:
+            continue
+        flags, kind = int(fields[3], 16), int(fields[4], 16)
+        if flags & UNIX_LISTENING or kind == socket.SOCK_DGRAM:
+            return True
+    return False
+
+
+def alive(pidfile: Path | None) -> bool:
+    """False once the service's process is gone (its pidfile names a dead pid)."""
+    if pidfile is None or not pidfile.exists():
+        return True
+    try:
+        os.kill(int(pidfile.read_text()), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but owned by another user
+        return True
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m nodes.ready", description=__doc__.split("\n\n")[0])
+    p.add_argument("url", help="tcp://ADDR:PORT, udp://ADDR:PORT or unix:///PATH (ADDR * for any address)")
+    p.add_argument("--timeout", type=float, default=10.0, metavar="S", help="give up after S seconds (default: 10)")
+    p.add_argument("--pidfile", type=Path, help="stop waiting if the process named here exits")
+    args = p.parse_args(argv)
+    parts = urlsplit(args.url)
+    if parts.scheme not in ("tcp", "udp", "unix"):
+        fail(f"{args.url!r}: use tcp://ADDR:PORT, udp://ADDR:PORT or unix:///PATH")
+    if parts.scheme != "unix":
+        try:
+            if parts.port is None:
+                raise ValueError("no port given")
+        except ValueError as exc:  # urlsplit refuses ports out of range
+            fail(f"{args.url!r}: {exc}")
+    deadline = time.monotonic() + args.timeout
+    while not listening(args.url):
+        if not alive(args.pidfile):
+            print(f"the service exited before {args.url} was ready", file=sys.stderr)
+            return SERVICE_GONE
+        if time.monotonic() > deadline:
+            print(f"nothing ready at {args.url} after {args.timeout:g} s", file=sys.stderr)
+            return NOT_READY
+        time.sleep(POLL_SECONDS)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

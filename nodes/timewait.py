@@ -1,0 +1,142 @@
+"""TIME_WAIT: the side that closes first keeps the connection's port for a while after it is gone.
+
+    python -m nodes.timewait serve --bind 0.0.0.0 --port 65432
+    python -m nodes.timewait client --to 198.18.0.2:65432 --send "Hello, world"
+
+The server serves exactly one connection and exits. It stops listening as
+soon as it has accepted, echoes the client's message, and closes first
+(shutdown, a FIN), then waits for the client's FIN before it closes its
+socket. The side that closes first is the one that enters TIME_WAIT: the
+kernel keeps the connection (server address and port, client address and
+port) for 60 s after both FINs, so that stray segments of it cannot be
+mistaken for a new connection's. The process is gone, no socket listens,
+and yet the port is taken: a new bind() there fails with EADDRINUSE unless
+both the old socket and the new one set SO_REUSEADDR (this server sets it,
+as ``nodes.listen`` does for every server here, unless ``--no-reuse-addr``). ``ss -tan`` shows the
+TIME-WAIT entry on the server's host.
+
+The client sends its message, reads until the server's end of file, and
+closes only then.
+
+Client result (one JSON object on stdout), keys:
+  outcome              echoed (the message came back, then end of file),
+                       mismatch, closed (end of file before the whole echo),
+                       or a failure word (refused, timeout, reset, ...)
+  errno, detail        errno name and words of a failure, or null
+  target, peer, local  the server as given, and the connection's addresses
+  sent, received       bytes
+  reply                what came back (first 200 bytes, as text)
+  server_closed_first  true when the server's FIN arrived before the client closed
+  elapsed_ms           connect to the server's end of file
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import socket
+import time
+from typing import Any
+
+from nodes.cli import (
+    add_client_arguments,
+    add_listen_arguments,
+    connect,
+    elapsed_ms,
+    fail,
+    failure,
+    listener,
+    print_result,
+    seconds,
+    setup_logging,
+    stop_on_signals,
+)
+from nodes.endpoints import format_sockaddr
+from nodes.outcomes import Outcome
+
+DEFAULT_SEND = "Hello, world"
+
+
+def serve(args: argparse.Namespace) -> int:
+    log = setup_logging("timewait")
+    stop_on_signals()
+    with contextlib.suppress(KeyboardInterrupt):
+        with listener(args, socket.SOCK_STREAM, log, reuse_addr=not args.no_reuse_addr) as listening:
+            conn, address = listening.accept()
+        log.info("accepted %s, stopped listening", format_sockaddr(address))
+        with conn:
+            conn.settimeout(args.timeout)
+            try:
+                data = conn.recv(65536)
+                conn.sendall(data)
+                conn.shutdown(socket.SHUT_WR)
+                log.info("echoed %d bytes and closed first (FIN)", len(data))
+                while conn.recv(65536):  # until the client's FIN
+                    pass
+            except OSError as exc:
+                log.warning("error %s: %s", format_sockaddr(address), exc.strerror or exc)
+            else:
+                local = format_sockaddr(conn.getsockname())
+                log.info("the client closed too: %s stays in TIME_WAIT on this host for 60 s", local)
+    log.info("stopped")
+    return 0
+
+
+def client(args: argparse.Namespace) -> int:
+    result: dict[str, Any] = {
+        "outcome": Outcome.ERROR.value, "errno": None, "detail": None, "target": str(args.to), "peer": None,
+        "local": None, "sent": 0, "received": 0, "reply": None, "server_closed_first": False, "elapsed_ms": 0.0,
+    }
+    text = args.send.encode()
+    started = time.perf_counter()
+    try:
+        with connect(args.to, args.timeout) as sock:
+            result["peer"] = format_sockaddr(sock.getpeername())
+            result["local"] = format_sockaddr(sock.getsockname())
+            sock.sendall(text)
+            result["sent"] = len(text)
+            reply = b""
+            while chunk := sock.recv(65536):
+                reply += chunk
+            result["server_closed_first"] = True  # its end of file came while this socket was open
+    except OSError as exc:
+        result.update(failure(exc))
+    else:
+        result.update(received=len(reply), reply=reply[:200].decode("utf-8", "replace"))
+        if reply == text:
+            result["outcome"] = Outcome.ECHOED.value
+        else:
+            result["outcome"] = (Outcome.CLOSED if len(reply) < len(text) else Outcome.MISMATCH).value
+    result["elapsed_ms"] = elapsed_ms(started)
+    print_result(result)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m nodes.timewait", description=__doc__.split("\n\n")[0])
+    commands = p.add_subparsers(dest="command", required=True, metavar="{serve,client}")
+    s = commands.add_parser("serve", help="serve one connection, close first, exit",
+                            description="Echo one message on one connection, close first (so TIME_WAIT is "
+                                        "on this side), and exit.")
+    add_listen_arguments(s)
+    s.add_argument("--timeout", type=seconds, default=30.0, metavar="S",
+                   help="give up on a client silent for S seconds (default: 30)")
+    s.add_argument("--no-reuse-addr", action="store_true",
+                   help="do not set SO_REUSEADDR: then while TIME_WAIT lasts, not even a socket that sets it "
+                        "can bind the port")
+    c = commands.add_parser("client", help="send a message, read until the server closes, print one JSON result",
+                            description="Send a message and read the echo until the server closes first.")
+    add_client_arguments(c)
+    c.add_argument("--send", default=DEFAULT_SEND, metavar="TEXT", help=f"text to send (default: {DEFAULT_SEND!r})")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "client" and not args.send:
+        fail("--send needs at least one character")
+    return serve(args) if args.command == "serve" else client(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,308 @@
+"""UDP echo: datagrams, not a stream; nothing is resent, nothing is in order, nobody is connected.
+
+    python -m nodes.udpecho serve --bind :: --dual-stack --port 65432
+    python -m nodes.udpecho client --to 198.18.0.2:65432 --send "Hello, world"
+    python -m nodes.udpecho client --to 198.18.0.2:65432 --connected
+    python -m nodes.udpecho client --to 198.18.0.2:65432 --count 1000 --interval 0.001 --size 200
+
+The server sends each datagram back to the address it came from. There is
+no connection to accept or close: one socket serves every client.
+
+The client shows the two ways to use a UDP socket. Unconnected
+(``sendto``/``recvfrom``), it learns nothing when nobody listens: the
+kernel's ICMP "port unreachable" is not delivered to it, so it just times
+out. With ``--connected`` it calls ``connect`` first (no packet is sent: it
+only fixes the peer), and then that ICMP error surfaces as ECONNREFUSED,
+outcome ``refused``.
+
+With ``--count N`` the client sends N numbered datagrams, ``--interval``
+seconds apart, and counts what the network did to them: lost, duplicated,
+reordered (arrived after a later one), corrupted.
+
+Client result (one JSON object on stdout), the same keys in both modes:
+  outcome         echoed: every datagram came back unchanged; ok: some were
+                  lost but those that came back were unchanged; mismatch: a
+                  reply differed from what was sent; timeout: nothing came
+                  back; refused (with --connected), or another failure word
+  errno, detail   errno name and words of a failure, or null
+  mode            "single" or "count"
+  connected       whether the socket was connected
+  target, peer    the server as given; the address replies came from
+  local           the client's address
+  sent, received  datagrams sent, and distinct datagrams echoed back
+  lost, duplicated, reordered, corrupted   datagram counts
+  loss            lost / sent (0.0 to 1.0)
+  bytes_sent, bytes_received
+  rtt_ms_min, rtt_ms_avg, rtt_ms_max       round trips of the first copies, or null
+  reply           the reply text in single mode (first 200 bytes), else null
+  elapsed_ms      first send to the end of waiting
+"""
+
+from __future__ import annotations
+
+import argparse
+import selectors
+import socket
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from nodes.cli import (
+    add_client_arguments,
+    add_listen_arguments,
+    add_quiet_argument,
+    elapsed_ms,
+    fail,
+    failure,
+    listener,
+    non_negative_seconds,
+    positive_int,
+    print_result,
+    setup_logging,
+    stop_on_signals,
+)
+from nodes.endpoints import format_sockaddr, resolve
+from nodes.outcomes import Outcome
+
+MAX_DATAGRAM = 65535
+SEQUENCE = struct.Struct(">Q")  # the number at the front of each counted datagram
+DEFAULT_SEND = "Hello, world"
+
+
+def serve(args: argparse.Namespace) -> int:
+    log = setup_logging("udpecho")
+    stop_on_signals()
+    with listener(args, socket.SOCK_DGRAM, log) as sock:
+        try:
+            while True:
+                try:
+                    data, address = sock.recvfrom(MAX_DATAGRAM)
+                    sock.sendto(data, address)
+                except OSError as exc:  # e.g. an ICMP error reported for an earlier reply
+                    log.warning("error: %s", exc.strerror or exc)
+                    continue
+                if not args.quiet:
+                    log.info("echoed %d bytes to %s", len(data), format_sockaddr(address))
+        except KeyboardInterrupt:
+            pass
+    log.info("stopped")
+    return 0
+
+
+@dataclass
+class Counts:
+    """What came back, datagram by datagram."""
+
+    sent: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    duplicated: int = 0
+    reordered: int = 0
+    corrupted: int = 0
+    highest: int = -1
+    sent_at: dict[int, float] = field(default_factory=dict)
+    rtts: list[float] = field(default_factory=list)  # of first copies, in ms
+    error: OSError | None = None  # what stopped the exchange early, if anything
+
+    @property
+    def received(self) -> int:
+        return len(self.rtts)
+
+    def fields(self) -> dict[str, Any]:
+        lost = self.sent - self.received
+        rtts = self.rtts
+        return {
+            "sent": self.sent, "received": self.received, "lost": lost, "duplicated": self.duplicated,
+            "reordered": self.reordered, "corrupted": self.corrupted,
+            "loss": round(lost / self.sent, 4) if self.sent else 0.0,
+            "bytes_sent": self.bytes_sent, "bytes_received": self.bytes_received,
+            "rtt_ms_min": round(min(rtts), 3) if rtts else None,
+            "rtt_ms_avg": round(sum(rtts) / len(rtts), 3) if rtts else None,
+            "rtt_ms_max": round(max(rtts), 3) if rtts else None,
+        }
+
+
+def numbered(seq: int, size: int) -> bytes:
+    """Datagram number ``seq``: its number, then filler derived from it, so damage shows."""
+    filler = bytes([seq % 251]) * (size - SEQUENCE.size)
+    return SEQUENCE.pack(seq) + filler
+
+
+class Echoes:
+    """A UDP socket that sends and receives, connected or not."""
+
+    def __init__(self, sock: socket.socket, sockaddr: tuple, connected: bool) -> None:
+        self.sock, self.sockaddr, self.connected = sock, sockaddr, connected
+        self.peer: str | None = None
+        if connected:
+            sock.connect(sockaddr)
+
+    def send(self, data: bytes) -> int:
+        return self.sock.send(data) if self.connected else self.sock.sendto(data, self.sockaddr)
+
+    def receive(self) -> bytes:
+        data, source = self.sock.recvfrom(MAX_DATAGRAM)
+        self.peer = format_sockaddr(source)
+        return data
+
+
+def single(echoes: Echoes, text: bytes, timeout: float, counts: Counts) -> str | None:
+    """Send one datagram, wait for one back; return the reply text."""
+    echoes.sock.settimeout(timeout)
+    started = time.perf_counter()
+    try:
+        counts.bytes_sent = echoes.send(text)
+        counts.sent = 1
+        reply = echoes.receive()
+    except OSError as exc:
+        counts.error = exc
+        return None
+    counts.bytes_received = len(reply)
+    counts.rtts.append((time.perf_counter() - started) * 1000)
+    if reply != text:
+        counts.corrupted = 1
+    return reply[:200].decode("utf-8", "replace")
+
+
+def counted(echoes: Echoes, count: int, size: int, interval: float, timeout: float, counts: Counts) -> None:
+    """Send ``count`` numbered datagrams at the given pace; collect echoes until ``timeout`` after the last.
+
+    An error (ECONNREFUSED on a connected socket) ends the run, keeping the counts so far.
+    """
+    sock = echoes.sock
+    sock.setblocking(False)
+    selector = selectors.DefaultSelector()
+    selector.register(sock, selectors.EVENT_READ)
+    next_send = time.perf_counter()
+    give_up = float("inf")
+    try:
+        while True:
+            now = time.perf_counter()
+            if counts.sent < count and now >= next_send:
+                data = numbered(counts.sent, size)
+                try:
+                    counts.bytes_sent += echoes.send(data)
+                except BlockingIOError:  # the socket's send buffer is full: try again shortly
+                    selector.select(0.001)
+                    continue
+                counts.sent_at[counts.sent] = now
+                counts.sent += 1
+                next_send += interval
+                if counts.sent == count:
+                    give_up = now + timeout
+            drain(echoes, counts, size)
+            if counts.sent == count and (counts.received == count or now >= give_up):
+                return
+            wait = (next_send if counts.sent < count else give_up) - time.perf_counter()
+            if wait > 0:
+                selector.select(wait)
+    except OSError as exc:
+        counts.error = exc
+    finally:
+        selector.close()
+
+
+def drain(echoes: Echoes, counts: Counts, size: int) -> None:
+    """Take every echo waiting in the socket and judge it."""
+    while True:
+        try:
+            data = echoes.receive()
+        except BlockingIOError:
+            return
+        arrived = time.perf_counter()
+        counts.bytes_received += len(data)
+        seq = SEQUENCE.unpack_from(data)[0] if len(data) >= SEQUENCE.size else -1
+        if seq not in counts.sent_at or data != numbered(seq, size):
+            counts.corrupted += 1
+            continue
+        sent_at = counts.sent_at[seq]
+        if sent_at < 0:  # marked when the first copy came back
+            counts.duplicated += 1
+            continue
+        counts.rtts.append((arrived - sent_at) * 1000)
+        counts.sent_at[seq] = -1.0
+        if seq < counts.highest:
+            counts.reordered += 1
+        counts.highest = max(counts.highest, seq)
+
+
+def verdict(counts: Counts, timeout: float) -> dict[str, Any]:
+    """The outcome: a failure only if nothing at all came back."""
+    said: dict[str, Any] = failure(counts.error) if counts.error else {"errno": None, "detail": None}
+    if counts.corrupted:
+        said["outcome"] = Outcome.MISMATCH.value
+    elif counts.received == counts.sent:
+        said["outcome"] = Outcome.ECHOED.value
+    elif counts.received:
+        said["outcome"] = Outcome.OK.value
+    elif not counts.error:
+        said.update(outcome=Outcome.TIMEOUT.value, detail=f"no echo within {timeout:g} s")
+    return said
+
+
+def client(args: argparse.Namespace) -> int:
+    result: dict[str, Any] = {
+        "outcome": Outcome.ERROR.value, "errno": None, "detail": None,
+        "mode": "count" if args.count else "single", "connected": args.connected,
+        "target": str(args.to), "peer": None, "local": None,
+    }
+    counts, reply = Counts(), None
+    started = time.perf_counter()
+    try:
+        family, sockaddr = resolve(args.to, socket.SOCK_DGRAM)[0]
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            echoes = Echoes(sock, sockaddr, args.connected)
+            if args.count:
+                counted(echoes, args.count, args.size, args.interval, args.timeout, counts)
+            else:
+                reply = single(echoes, args.send.encode(), args.timeout, counts)
+            result["peer"] = echoes.peer
+            result["local"] = format_sockaddr(sock.getsockname())
+        result |= verdict(counts, args.timeout)
+    except OSError as exc:  # the name did not resolve, or connect() refused the address
+        result |= failure(exc)
+    result |= counts.fields() | {"reply": reply, "elapsed_ms": elapsed_ms(started)}
+    print_result(result)
+    return 0
+
+
+def datagram_size(text: str) -> int:
+    size = positive_int(text)
+    if not SEQUENCE.size <= size <= 65507:
+        raise argparse.ArgumentTypeError(f"{size}: give {SEQUENCE.size} to 65507 bytes")
+    return size
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m nodes.udpecho", description=__doc__.split("\n\n")[0])
+    commands = p.add_subparsers(dest="command", required=True, metavar="{serve,client}")
+    s = commands.add_parser("serve", help="echo every datagram to its sender", description="UDP echo server.")
+    add_listen_arguments(s)
+    add_quiet_argument(s)
+    c = commands.add_parser("client", help="send datagrams, count the echoes, print one JSON result",
+                            description="UDP echo client: one datagram, or --count numbered ones.")
+    add_client_arguments(c, default_timeout=2.0)
+    c.add_argument("--send", default=DEFAULT_SEND, metavar="TEXT",
+                   help=f"single mode: the text to send (default: {DEFAULT_SEND!r})")
+    c.add_argument("--connected", action="store_true",
+                   help="connect() the socket first, so that ICMP errors (port unreachable) are reported")
+    c.add_argument("--count", type=positive_int, metavar="N",
+                   help="send N numbered datagrams and count lost, duplicated and reordered echoes")
+    c.add_argument("--interval", type=non_negative_seconds, default=0.001, metavar="S",
+                   help="with --count: seconds between datagrams (default: 0.001; 0 sends as fast as the "
+                   "socket allows, and UDP has no flow control: expect loss)")
+    c.add_argument("--size", type=datagram_size, default=64, metavar="BYTES",
+                   help="with --count: bytes per datagram, 8 to 65507 (default: 64)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "client" and not args.send:
+        fail("--send needs at least one character")
+    return serve(args) if args.command == "serve" else client(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
