@@ -1,0 +1,68 @@
+"""Link conditions (loss, delay, rate) as shell lines a host runs on its own interface.
+
+``tc netem`` does all three where the kernel has ``sch_netem``. Where it
+does not, loss falls back to the firewall's ``statistic`` match (a random
+drop of arriving packets) and rate to ``tbf``; delay has no fallback, so it
+fails loudly instead of being silently ignored. Each host says on stdout
+which mechanism it used, and the report keeps that line.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from socklab.model import LinkConditions
+
+TBF_SHAPE = "burst 32kbit latency 400ms"
+NO_DELAY = 3  # exit status of a host that was asked for delay without netem
+
+
+def describe(conditions: LinkConditions) -> str:
+    parts = []
+    if conditions.loss:
+        parts.append(f"loss {conditions.loss:.0%}")
+    if conditions.delay_ms:
+        parts.append(f"delay {conditions.delay_ms:g} ms")
+    if conditions.rate:
+        parts.append(f"rate {conditions.rate}")
+    return ", ".join(parts)
+
+
+def commands(address: str, network: str, conditions: LinkConditions) -> list[str]:
+    """Shell lines applying ``conditions`` to the interface that holds ``address``."""
+    if not conditions:
+        return []
+    netem = "netem"
+    if conditions.delay_ms:
+        netem += f" delay {conditions.delay_ms:g}ms"
+    if conditions.loss:
+        netem += f" loss {conditions.loss * 100:g}%"
+    tbf = f"tbf rate {conditions.rate} {TBF_SHAPE}" if conditions.rate else ""
+
+    with_netem = [f'tc qdisc add dev "$dev" parent 1: handle 2: {tbf}'] if tbf else []
+    with_netem.append(_say(f"{network}: {describe(conditions)} with tc netem"))
+
+    fallback = []
+    if conditions.delay_ms:
+        fallback += [_say(f"{network}: cannot add {conditions.delay_ms:g} ms of delay: this kernel has no "
+                          "sch_netem (tc netem), and nothing else here can delay packets", to_stderr=True),
+                     f"exit {NO_DELAY}"]
+    if conditions.loss:
+        fallback += [f'{tool} -A INPUT -i "$dev" -m statistic --mode random --probability {conditions.loss:g} -j DROP'
+                     for tool in ("iptables", "ip6tables")]
+    if tbf:
+        fallback.append(f'tc qdisc add dev "$dev" root {tbf}')
+    fallback.append(_say(f"{network}: {describe(conditions)} with iptables statistic and tbf (no sch_netem here)"))
+
+    return [
+        f"dev=$(ip -o addr show to {shlex.quote(address)} | cut -d' ' -f2)",
+        f'if tc qdisc add dev "$dev" root handle 1: {netem} 2>/dev/null; then',
+        *(f"    {line}" for line in with_netem),
+        "else",
+        *(f"    {line}" for line in fallback),
+        "fi",
+    ]
+
+
+def _say(text: str, to_stderr: bool = False) -> str:
+    return f"echo {shlex.quote(text)}" + (" >&2" if to_stderr else "")
