@@ -1,0 +1,104 @@
+"""The interface between a lab and the engine that runs it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from socklab.model import Host, Network
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+@dataclass(frozen=True)
+class HostHandle:
+    """Enough to reach one host again, from this process or another."""
+
+    lab_id: str
+    host: str
+    ref: str  # the engine's own id for it (a container id, for Docker)
+
+
+@dataclass(frozen=True)
+class Interface:
+    """A host's attachment to one network, as the engine configured it."""
+
+    network: str
+    ipv4: str | None
+    ipv6: str | None
+    subnet4: str | None = None
+    subnet6: str | None = None
+    # The engine's own addresses on the network (Docker's bridge gateway):
+    # not a lab host, so the lab blocks them to keep hosts inside the lab.
+    engine4: str | None = None
+    engine6: str | None = None
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    handle: HostHandle
+    interfaces: dict[str, Interface] = field(default_factory=dict)  # by network name
+
+
+@dataclass(frozen=True)
+class LabSummary:
+    lab_id: str
+    scenario: str
+    hosts: tuple[str, ...]
+    networks: tuple[str, ...]
+
+
+Progress = Callable[[str], None]
+
+
+class Backend(Protocol):
+    def ensure_image(self, progress: Progress) -> str:
+        """Make sure the node image exists (building it if needed); return its name."""
+
+    def create_lab(
+        self, lab_id: str, scenario: str, networks: Iterable[Network], hosts: Iterable[Host],
+        on_started: Callable[[HostInfo], None] | None = None,
+    ) -> dict[str, HostInfo]:
+        """Create networks and hosts, and start them.
+
+        ``on_started`` is called for each host as soon as it runs, on a thread
+        of its own, so that hosts get ready while others are still starting;
+        if it raises, creation fails with that error.
+        """
+
+    def exec(
+        self, handle: HostHandle, argv: Sequence[str], *, user: str, env: dict[str, str] | None = None,
+        detach: bool = False, stdin: bytes | None = None,
+    ) -> ExecResult:
+        """Run a command on a host and wait for it (unless ``detach``), feeding it ``stdin`` if given."""
+
+    def stream(self, handle: HostHandle, argv: Sequence[str], *, user: str) -> Iterator[bytes]:
+        """Run a command on a host and yield its standard output as it comes, until it exits."""
+
+    def read_files(self, handle: HostHandle, path: str) -> dict[str, bytes]:
+        """Every regular file under ``path`` on a host, by name relative to it."""
+
+    def destroy_lab(self, lab_id: str) -> int:
+        """Remove everything labelled with this lab id; return how many resources went."""
+
+    def destroy_all(self) -> int:
+        """Remove everything labelled by socklab, whoever created it."""
+
+    def labs(self) -> list[LabSummary]:
+        """The labs that exist on the engine now."""
+
+    def find_host(self, host: str, lab_id: str | None = None) -> HostHandle:
+        """A running host by name (in the only lab, or in ``lab_id``)."""
+
+    def shell(self, handle: HostHandle, argv: Sequence[str], *, user: str) -> int:
+        """Attach the terminal to an interactive command on a host; return its exit status."""

@@ -1,0 +1,347 @@
+"""Labs as labelled containers on labelled, internal, dual-stack bridge networks.
+
+Every resource carries ``socklab.lab=<id>``: teardown, ``invoke clean`` and
+discovery all work from labels, so they find what an interrupted (or killed)
+run created even if this process never learnt its id.
+"""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import socket
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from docker.errors import APIError, NotFound
+from docker.types import IPAMConfig, IPAMPool
+from docker.utils.socket import consume_socket_output, demux_adaptor, frames_iter
+
+import docker
+from socklab.backend import subnets
+from socklab.backend.base import ExecResult, HostHandle, HostInfo, Interface, LabSummary, Progress
+from socklab.backend.docker import terminal
+from socklab.backend.docker.engine import connect, engine_errors
+from socklab.backend.docker.images import ImageBuilder
+from socklab.concurrency import parallel_map
+from socklab.constants import LAB_HOME, LABEL_HOST, LABEL_LAB, LABEL_NETWORK, LABEL_SCENARIO, PROJECT
+from socklab.errors import EnvironmentProblem, SocklabError
+from socklab.model import Host, Network
+
+# What a lab host may do: configure its own interfaces, firewall and queues,
+# and open raw sockets (ping, tcpdump). SETUID and SETGID only because
+# Debian's tcpdump switches user after opening the capture device and will
+# not run at all if it cannot (even to stay root). Every other capability is
+# dropped (Docker's default set has eleven more), no privilege escalation,
+# bounded memory and processes. Open files keep the engine's own limit (a
+# container cannot be given more; node programs raise their soft limit).
+CAPABILITIES = ["NET_ADMIN", "NET_RAW", "SETGID", "SETUID"]
+MEMORY_LIMIT = "512m"
+PIDS_LIMIT = 1024
+SYSCTLS = {
+    "net.ipv4.ip_unprivileged_port_start": "0",  # the lab user may serve on port 80 in a lesson
+    "net.ipv6.conf.lo.disable_ipv6": "0",  # ::1 on every host, even one on no IPv6 network
+}
+
+
+@dataclass(frozen=True)
+class _Attachment:
+    network: str  # the engine's network name
+    interface: Interface
+
+
+REMOVAL_ATTEMPTS = 5
+
+
+def _remove(call: Callable[[], Any]) -> bool:
+    """Remove something that may already be gone (a concurrent clean, say); True if this call removed it.
+
+    The engine sometimes fails a removal for a moment (a container's file
+    system still busy while an exec ends: "directory not empty", "device or
+    resource busy"); such server errors are retried a few times, briefly.
+    """
+    for attempt in range(REMOVAL_ATTEMPTS):
+        try:
+            call()
+        except NotFound:
+            return False
+        except APIError as exc:
+            if exc.status_code == 409:  # removal already in progress elsewhere
+                return False
+            if not exc.is_server_error() or attempt == REMOVAL_ATTEMPTS - 1:
+                raise
+            time.sleep(0.1 * 2**attempt)
+        else:
+            return True
+    return False
+
+
+class DockerBackend:
+    def __init__(self, client: docker.DockerClient | None = None) -> None:
+        self._client = client
+        self._image: str | None = None
+        self._allocating = threading.Lock()
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = connect()
+        return self._client
+
+    @property
+    def api(self) -> docker.APIClient:
+        return self.client.api
+
+    # -- image ---------------------------------------------------------------
+
+    def ensure_image(self, progress: Progress) -> str:
+        if self._image is None:
+            with engine_errors("preparing the node image"):
+                self._image = ImageBuilder(self.client).ensure(progress)
+        return self._image
+
+    # -- labs ----------------------------------------------------------------
+
+    def create_lab(
+        self, lab_id: str, scenario: str, networks: Iterable[Network], hosts: Iterable[Host],
+        on_started: Callable[[HostInfo], None] | None = None,
+    ) -> dict[str, HostInfo]:
+        image = self.ensure_image(lambda message: None)
+        labels = {LABEL_LAB: lab_id, LABEL_SCENARIO: scenario}
+        hosts = list(hosts)
+        with engine_errors(f"creating lab {lab_id}"):
+            created = {net.name: self._create_network(lab_id, net, labels) for net in networks}
+            plans = []
+            for host in hosts:
+                attachments = []
+                for net in host.networks:
+                    engine_name, subnet4, subnet6 = created[net]
+                    index = [h.name for h in hosts if net in h.networks].index(host.name)
+                    interface = Interface(
+                        net,
+                        ipv4=subnets.host_address(subnet4, index),
+                        ipv6=subnets.host_address(subnet6, index) if subnet6 else None,
+                        subnet4=str(subnet4),
+                        subnet6=str(subnet6) if subnet6 else None,
+                        engine4=subnets.gateway(subnet4),
+                        engine6=subnets.gateway(subnet6) if subnet6 else None,
+                    )
+                    attachments.append(_Attachment(engine_name, interface))
+                plans.append((host, attachments))
+
+
+            def bring_up(plan: tuple[Host, list[_Attachment]]) -> HostInfo:
+                host, attachments = plan
+                container = self._create_host(image, lab_id, labels, host, attachments)
+                info = HostInfo(HostHandle(lab_id, host.name, container),
+                                {a.interface.network: a.interface for a in attachments})
+                if on_started:
+                    on_started(info)
+                return info
+
+            infos = parallel_map(bring_up, plans)
+        return {info.handle.host: info for info in infos}
+
+    def _create_network(self, lab_id: str, net: Network, labels: dict[str, str]) -> tuple[str, Any, Any]:
+        name = f"{PROJECT}-{lab_id}-{net.name}"
+        with self._allocating:  # threads of this process never race each other for a subnet
+            for subnet4, subnet6 in self._candidates(net):
+                pools = [IPAMPool(subnet=str(subnet4), gateway=subnets.gateway(subnet4))]
+                if subnet6:
+                    pools.append(IPAMPool(subnet=str(subnet6), gateway=subnets.gateway(subnet6)))
+                try:
+                    self.api.create_network(
+                        name, driver="bridge", internal=True, enable_ipv6=bool(subnet6),
+                        ipam=IPAMConfig(pool_configs=pools), labels=labels | {LABEL_NETWORK: net.name},
+                    )
+                except APIError as exc:
+                    if "overlap" in str(exc).lower():
+                        continue  # another lab (or program) took it meanwhile
+                    raise
+                return name, subnet4, subnet6
+        if net.subnet4 or net.subnet6:
+            raise EnvironmentProblem(
+                f"network {net.name!r}: the subnet the scenario sets ({net.subnet4 or net.subnet6}) is in use by "
+                "another network on this engine; stop the lab using it, or leave the subnet out to have one allocated"
+            )
+        raise EnvironmentProblem(
+            f"no free subnet left in the lab pools for network {net.name!r}: every /24 of 198.18.0.0/15 is in use. "
+            "Run `invoke clean` if they belong to labs left behind, or run fewer labs at once"
+        )
+
+    def _candidates(self, net: Network) -> Iterator[tuple[Any, Any]]:
+        if net.subnet4 and (net.subnet6 or not net.ipv6):
+            yield net.subnet4, net.subnet6
+            return
+        for v4, v6 in subnets.free_pairs(self.taken_subnets()):
+            yield net.subnet4 or v4, (net.subnet6 or v6) if net.ipv6 else None
+
+    def taken_subnets(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        taken = []
+        for network in self.api.networks():
+            for config in (network.get("IPAM") or {}).get("Config") or []:
+                if config.get("Subnet"):
+                    taken.append(ipaddress.ip_network(config["Subnet"], strict=False))
+        return taken
+
+    def _create_host(
+        self, image: str, lab_id: str, labels: dict[str, str], host: Host, attachments: list[_Attachment]
+    ) -> str:
+        first, rest = (attachments[0], attachments[1:]) if attachments else (None, [])
+        host_config = self.api.create_host_config(
+            init=True,
+            cap_drop=["ALL"],
+            cap_add=CAPABILITIES,
+            security_opt=["no-new-privileges"],
+            mem_limit=MEMORY_LIMIT,
+            pids_limit=PIDS_LIMIT,
+            sysctls=SYSCTLS,
+            network_mode=first.network if first else "none",
+        )
+        networking = None
+        if first:
+            networking = self.api.create_networking_config({first.network: self._endpoint(first, host.name)})
+        container = self.api.create_container(
+            image, name=f"{PROJECT}-{lab_id}-{host.name}", hostname=host.name, labels=labels | {LABEL_HOST: host.name},
+            host_config=host_config, networking_config=networking, detach=True,
+        )["Id"]
+        for attachment in rest:
+            self.api.connect_container_to_network(
+                container, attachment.network, ipv4_address=attachment.interface.ipv4,
+                ipv6_address=attachment.interface.ipv6, aliases=[host.name],
+            )
+        self.api.start(container)
+        return container
+
+    def _endpoint(self, attachment: _Attachment, alias: str) -> Any:
+        return self.api.create_endpoint_config(
+            ipv4_address=attachment.interface.ipv4, ipv6_address=attachment.interface.ipv6, aliases=[alias]
+        )
+
+    # -- hosts ---------------------------------------------------------------
+
+    def exec(
+        self, handle: HostHandle, argv: Sequence[str], *, user: str, env: dict[str, str] | None = None,
+        detach: bool = False, stdin: bytes | None = None,
+    ) -> ExecResult:
+        with engine_errors(f"running a command on {handle.host}"):
+            exec_id = self.api.exec_create(handle.ref, list(argv), user=user, environment=env, workdir=LAB_HOME,
+                                           stdin=stdin is not None)["Id"]
+            if detach:
+                self.api.exec_start(exec_id, detach=True)
+                return ExecResult(0, "", "")
+            if stdin is None:
+                stdout, stderr = self.api.exec_start(exec_id, demux=True)
+            else:
+                stdout, stderr = self._feed(exec_id, stdin)
+            code = self.api.exec_inspect(exec_id)["ExitCode"]
+        return ExecResult(code, (stdout or b"").decode(errors="replace"), (stderr or b"").decode(errors="replace"))
+
+    def stream(self, handle: HostHandle, argv: Sequence[str], *, user: str) -> Iterator[bytes]:
+        with engine_errors(f"streaming from {handle.host}"):
+            exec_id = self.api.exec_create(handle.ref, list(argv), user=user, workdir=LAB_HOME)["Id"]
+            for stdout, _ in self.api.exec_start(exec_id, stream=True, demux=True):
+                if stdout:
+                    yield stdout
+
+    def _feed(self, exec_id: str, data: bytes) -> tuple[bytes | None, bytes | None]:
+        """Write ``data`` to an exec's stdin, close it, and collect stdout and stderr.
+
+        Unpacking nodes/ this way, inside the exec that prepares the host, costs
+        a fraction of the engine's own archive copy (which spawns a chrooted
+        untar per call).
+        """
+        stream = self.api.exec_start(exec_id, socket=True)
+        sock = getattr(stream, "_sock", stream)
+        try:
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+            frames = (demux_adaptor(*frame) for frame in frames_iter(stream, tty=False))
+            return consume_socket_output(frames, demux=True)
+        finally:
+            sock.close()
+
+    def read_files(self, handle: HostHandle, path: str) -> dict[str, bytes]:
+        with engine_errors(f"reading {path} on {handle.host}"):
+            try:
+                stream, _ = self.api.get_archive(handle.ref, path)
+            except NotFound:
+                return {}
+            data = b"".join(stream)
+        files = {}
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            for member in tar.getmembers():
+                if member.isfile() and (content := tar.extractfile(member)):
+                    files[member.name.partition("/")[2] or member.name] = content.read()
+        return files
+
+    def find_host(self, host: str, lab_id: str | None = None) -> HostHandle:
+        filters = [f"{LABEL_HOST}={host}"] + ([f"{LABEL_LAB}={lab_id}"] if lab_id else [LABEL_LAB])
+        with engine_errors("looking for a host"):
+            found = self.api.containers(filters={"label": filters, "status": "running"})
+        if not found:
+            where = f"lab {lab_id}" if lab_id else "any running lab"
+            raise SocklabError(f"no host {host!r} in {where}; start one with `invoke up SCENARIO` (see `invoke labs`)")
+        if len(found) > 1:
+            labs = ", ".join(sorted(c["Labels"][LABEL_LAB] for c in found))
+            raise SocklabError(f"host {host!r} exists in several labs ({labs}); choose one with --lab")
+        return HostHandle(found[0]["Labels"][LABEL_LAB], host, found[0]["Id"])
+
+    def shell(self, handle: HostHandle, argv: Sequence[str], *, user: str) -> int:
+        with engine_errors(f"attaching to {handle.host}"):
+            return terminal.attach(self.api, handle.ref, list(argv), user=user)
+
+    # -- discovery and teardown ------------------------------------------------
+
+    def labs(self) -> list[LabSummary]:
+        with engine_errors("listing labs"):
+            containers = self.api.containers(all=True, filters={"label": LABEL_LAB})
+            networks = self.api.networks(filters={"label": LABEL_LAB})
+        found: dict[str, dict[str, Any]] = {}
+        for container in containers:
+            labels = container["Labels"]
+            lab = found.setdefault(labels[LABEL_LAB], {"scenario": labels.get(LABEL_SCENARIO, "?"), "h": [], "n": []})
+            lab["h"].append(labels.get(LABEL_HOST, "?"))
+        for network in networks:
+            labels = network["Labels"]
+            lab = found.setdefault(labels[LABEL_LAB], {"scenario": labels.get(LABEL_SCENARIO, "?"), "h": [], "n": []})
+            lab["n"].append(labels.get(LABEL_NETWORK, "?"))
+        return [LabSummary(lab_id, v["scenario"], tuple(sorted(v["h"])), tuple(sorted(v["n"])))
+                for lab_id, v in sorted(found.items())]
+
+    def destroy_lab(self, lab_id: str) -> int:
+        return self._destroy(f"{LABEL_LAB}={lab_id}")
+
+    def destroy_all(self) -> int:
+        return self._destroy(LABEL_LAB)
+
+    def _destroy(self, label: str) -> int:
+        """Containers first (they hold the networks), then networks, then volumes.
+
+        Another process may still be attaching a container to one of the
+        networks (a run being cleaned away under its feet): the network is
+        then busy, and the sweep goes round again.
+        """
+        removed = 0
+        with engine_errors("tearing down"):
+            for sweep in range(REMOVAL_ATTEMPTS):
+                containers = self.api.containers(all=True, filters={"label": label})
+                removed += sum(parallel_map(
+                    lambda c: _remove(lambda: self.api.remove_container(c["Id"], force=True, v=True)), containers))
+                busy = False
+                for network in self.api.networks(filters={"label": label}):
+                    try:
+                        removed += _remove(lambda n=network: self.api.remove_network(n["Id"]))
+                    except APIError as exc:
+                        if exc.status_code != 403 or sweep == REMOVAL_ATTEMPTS - 1:  # 403: active endpoints
+                            raise
+                        busy = True
+                for volume in self.api.volumes(filters={"label": label}).get("Volumes") or []:
+                    removed += _remove(lambda v=volume: self.api.remove_volume(v["Name"], force=True))
+                if not busy:
+                    break
+        return removed
