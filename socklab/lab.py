@@ -1,0 +1,305 @@
+"""A lab: networks and hosts up on a backend, and what you can do on them.
+
+``Lab.open`` is the one way in, and it tears the lab down on the way out
+whatever happened inside (an exception, a failed check, SIGINT or SIGTERM):
+the runner, the invoke tasks and the pytest plugin all go through it.
+
+    with Lab.open(DockerBackend(), "demo", scenario.networks, scenario.hosts) as lab:
+        lab.start_service(service)
+        seen = lab.probe("client", Probe(to="{server.lan.ipv4}:65432", send="Hello, world"))
+        assert seen.outcome == "echoed"
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import secrets
+import shlex
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from socklab import capture, commands, events, preparation, programs, refs
+from socklab.backend import Backend, ExecResult, HostInfo
+from socklab.concurrency import parallel_map
+from socklab.constants import LAB_HOME, LAB_USER
+from socklab.errors import EnvironmentProblem, LabError, SocklabError
+from socklab.interrupts import Interruptions
+from socklab.model import Command, Host, Network, Probe, Service
+from socklab.results import ServiceResult
+
+TIMED_OUT = 124  # coreutils timeout's status for a command it had to stop
+
+
+@dataclass
+class Observation:
+    """What one client program reported: an outcome word and its evidence."""
+
+    outcome: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    detail: str = ""
+    command: str = ""
+
+    @classmethod
+    def read(cls, result: ExecResult, argv: Sequence[str]) -> Observation:
+        """Parse the program's one JSON line; a program that reported nothing is an error."""
+        command = shlex.join(argv[argv.index("python3"):] if "python3" in argv else argv)
+        for line in reversed(result.stdout.strip().splitlines()):
+            try:
+                evidence = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(evidence, dict) and "outcome" in evidence:
+                return cls(str(evidence["outcome"]), evidence, "", command)
+        if result.exit_code == TIMED_OUT:
+            reason = "the program overran its time limit and was stopped"
+        else:
+            reason = f"the program reported no result (exit {result.exit_code})"
+        stderr = result.stderr.strip()[-800:]
+        return cls("error", {"exit_code": result.exit_code}, f"{reason}{': ' + stderr if stderr else ''}", command)
+
+
+class Lab:
+    def __init__(self, backend: Backend, lab_id: str, networks: Mapping[str, Network], hosts: Mapping[str, Host],
+                 infos: Mapping[str, HostInfo]) -> None:
+        self.backend, self.id = backend, lab_id
+        self.networks, self.hosts, self.infos = dict(networks), dict(hosts), dict(infos)
+        self.notes: list[str] = []  # what preparation said (which impairment mechanism, say)
+        self._live: dict[str, dict[str, dict[str, str]]] = {}  # host -> network -> iface, link_local
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(
+        cls,
+        backend: Backend,
+        name: str,
+        networks: Mapping[str, Network],
+        hosts: Mapping[str, Host],
+        *,
+        interruptions: Interruptions | None = None,
+        listener: events.Listener = events.ignore,
+        keep: bool = False,
+        extra_files: dict[str, bytes] | None = None,
+    ) -> Iterator[Lab]:
+        """Bring the hosts up and prepared; tear them down on exit unless ``keep``.
+
+        Creating and tearing down hold SIGINT and SIGTERM until they are done
+        (``Interruptions.holding``), so a signal never leaves a host being made
+        after its lab was removed. Teardown goes by the lab's label, so it also
+        removes what a creation cut short by an error left half made.
+        """
+        guard = interruptions or Interruptions()
+        lab_id = f"{name}-{secrets.token_hex(3)}"
+        kept = False
+        try:
+            guard.checkpoint()
+            listener(events.PhaseStarted(name, "hosts"))
+            archive, said = programs.archive(extra_files), []
+
+            def get_ready(info: HostInfo) -> None:  # on each host's thread, as soon as it runs
+                said.extend(preparation.install(backend, info, hosts[info.handle.host], dict(networks), archive))
+
+            with guard.holding():  # a signal now could leave a host being created after the teardown
+                infos = backend.create_lab(lab_id, name, networks.values(), hosts.values(), on_started=get_ready)
+            lab = cls(backend, lab_id, networks, hosts, infos)
+            lab.notes = sorted(said)
+            guard.checkpoint()
+            listener(events.PhaseStarted(name, "setup"))
+            with guard.holding():
+                lab.run_setup()
+            guard.checkpoint()
+            yield lab
+            kept = keep
+        finally:
+            if not kept:
+                listener(events.PhaseStarted(name, "teardown"))
+                with guard.holding():
+                    _teardown(backend, lab_id)
+
+    # -- addresses -------------------------------------------------------------
+
+    def addresses(self) -> dict[str, dict[str, dict[str, str | None]]]:
+        """Every host's addresses on every network, for reports and ``invoke up``."""
+        return {
+            host: {net: {"ipv4": i.ipv4, "ipv6": i.ipv6, "subnet4": i.subnet4, "subnet6": i.subnet6}
+                   for net, i in info.interfaces.items()}
+            for host, info in self.infos.items()
+        }
+
+    def resolve(self, ref: refs.Ref, on_host: str | None = None) -> str:
+        """The value of ``{host.network.attribute}``, as seen from ``on_host``.
+
+        A link-local address only means something with a scope, and the scope
+        is the interface of the host that uses the address: the same
+        ``{server.lan.link_local}`` reads ``fe80::...%eth1`` on a client
+        whose lan interface is eth1.
+        """
+        if ref.host is None:
+            return self._network_attribute(ref)
+        interface = self.infos[ref.host].interfaces[ref.network]
+        if ref.attribute == "ipv4":
+            return interface.ipv4 or ""
+        if ref.attribute == "ipv6":
+            return interface.ipv6 or ""
+        live = self._interface_names(ref.host)[ref.network]
+        if ref.attribute == "iface":
+            return live["iface"]
+        if ref.attribute == "link_local_address":
+            return live["link_local"]
+        viewer = on_host if on_host and ref.network in self.infos[on_host].interfaces else ref.host
+        return f"{live['link_local']}%{self._interface_names(viewer)[ref.network]['iface']}"
+
+    def _network_attribute(self, ref: refs.Ref) -> str:
+        """A network's subnets, as the engine allocated them, and an address of it that no host has."""
+        interface = next(i.interfaces[ref.network] for i in self.infos.values() if ref.network in i.interfaces)
+        subnet = interface.subnet6 if ref.attribute.endswith("6") else interface.subnet4
+        if ref.attribute.startswith("subnet") or subnet is None:
+            return subnet or ""
+        return str(ipaddress.ip_network(subnet).network_address + refs.UNUSED_HOST_NUMBER)
+
+    def render(self, text: str, on_host: str | None = None) -> str:
+        return refs.render(text, lambda ref: self.resolve(ref, on_host))
+
+    def _interface_names(self, host: str) -> dict[str, dict[str, str]]:
+        """Interface names and link-local addresses, read from the host (once) when first needed."""
+        if host not in self._live:
+            result = self.exec(host, ["ip", "-j", "address", "show"])
+            by_address = {i.ipv4: net for net, i in self.infos[host].interfaces.items()}
+            live: dict[str, dict[str, str]] = {}
+            for link in json.loads(result.stdout or "[]"):
+                addresses = link.get("addr_info", [])
+                network = next((by_address[a["local"]] for a in addresses if a.get("local") in by_address), None)
+                if network:
+                    link_local = next((a["local"] for a in addresses
+                                       if a.get("family") == "inet6" and a.get("scope") == "link"), "")
+                    live[network] = {"iface": link["ifname"], "link_local": link_local}
+            self._live[host] = live
+        return self._live[host]
+
+    # -- running things on hosts -------------------------------------------------
+
+    def exec(self, host: str, argv: Sequence[str], *, user: str = LAB_USER, detach: bool = False) -> ExecResult:
+        if host not in self.infos:
+            raise SocklabError(f"lab {self.id} has no host {host!r} (it has {', '.join(self.infos)})")
+        return self.backend.exec(self.infos[host].handle, argv, user=user, detach=detach)
+
+    def run_setup(self) -> None:
+        """Each host's ``setup`` lines (as root, references rendered), hosts side by side."""
+
+        def setup(host: Host) -> None:
+            script = "\n".join(["set -e", *(self.render(line, host.name) for line in host.setup)])
+            result = self.exec(host.name, ["sh", "-c", script], user="root")
+            if not result.ok:
+                raise LabError(f"the setup of host {host.name!r} failed (exit {result.exit_code}): "
+                               f"{(result.stderr or result.stdout).strip()[-800:]}")
+
+        parallel_map(setup, [host for host in self.hosts.values() if host.setup])
+
+    def start_capture(self) -> None:
+        """Record every interface of every host from now on (see ``socklab.capture``)."""
+
+        def start(host: str) -> None:
+            result = self.exec(host, capture.start_argv(), user="root")
+            if not result.ok:
+                raise LabError(f"tcpdump did not start on {host}: {result.stderr.strip()[-400:]}")
+
+        parallel_map(start, self.hosts)
+
+    def stop_capture(self) -> dict[str, bytes]:
+        """Stop recording and return every pcap, named ``HOST-INTERFACE``."""
+
+        def stop(host: str) -> dict[str, bytes]:
+            self.exec(host, capture.stop_argv(), user="root")
+            return capture.pcaps(self.backend.read_files(self.infos[host].handle, capture.CAPTURE_DIR))
+
+        hosts = list(self.hosts)
+        return {f"{host}-{interface}": data for host, pcaps in zip(hosts, parallel_map(stop, hosts), strict=True)
+                for interface, data in sorted(pcaps.items())}
+
+    def run(self, host: str, command: Command | str, *, user: str = LAB_USER,
+            limit: float | None = None) -> Observation:
+        """Run a node program (``"udpecho client --to ..."``) and read its JSON result."""
+        command = Command.parse(command) if isinstance(command, str) else command
+        argv = commands.program_argv(command, lambda text: self.render(text, host), limit or commands.COMMAND_LIMIT)
+        return self._observe(host, argv, user)
+
+    def probe(self, host: str, probe: Probe | None = None, *, user: str = LAB_USER, **fields: Any) -> Observation:
+        """Make one client attempt from ``host``: ``lab.probe("client", to="...", send="hi")``."""
+        probe = replace(probe or Probe(), **fields)
+        argv = commands.probe_argv(probe, lambda text: self.render(text, host))
+        return self._observe(host, argv, user)
+
+    def _observe(self, host: str, argv: Sequence[str], user: str) -> Observation:
+        """Run a client program and read its result; a host removed under the run is the environment's fault.
+
+        A program killed because its container went (``invoke clean`` or
+        ``invoke down`` from another terminal) reports nothing; blaming the
+        check would mislead, so that case raises ``EnvironmentProblem``.
+        """
+        seen = Observation.read(self.exec(host, argv, user=user), argv)
+        if not seen.evidence:
+            self._require_host(host)
+        return seen
+
+    def _require_host(self, host: str) -> None:
+        """Raise EnvironmentProblem if ``host`` is no longer running: removed under the run."""
+        try:
+            self.backend.find_host(host, self.id)
+        except EnvironmentProblem:
+            raise
+        except SocklabError:
+            raise EnvironmentProblem(f"host {host!r} of lab {self.id} was removed while the run used it "
+                                     "(by `invoke clean` or `invoke down`?)") from None
+
+    def start_service(self, service: Service) -> ServiceResult:
+        """Start a background program and wait, on its host, until it is ready."""
+        render = lambda text: self.render(text, service.host)  # noqa: E731
+        result = self.exec(service.host, commands.service_argv(service, render), user=service.user)
+        outcome = ServiceResult(service.name, service.host, str(service.command), ready=result.ok)
+        if not result.ok:
+            self._require_host(service.host)
+            why = ("it exited before it was ready" if result.exit_code == commands.READY_EXIT_GONE
+                   else "it did not become ready in time")
+            outcome.detail = f"service {service.name!r} on {service.host}: {why}. {result.stderr.strip()}"
+            outcome.log = self.service_logs([service])[service.name]
+        return outcome
+
+    def require(self, service: Service) -> ServiceResult:
+        """``start_service``, for callers that cannot go on without it: raise LabError, with its log, if it fails."""
+        started = self.start_service(service)
+        if not started.ready:
+            raise LabError(f"{started.detail}\n{started.log}")
+        return started
+
+    def start(self, host: str, command: str, *, ready: str | None = None, name: str | None = None,
+              user: str = LAB_USER) -> Service:
+        """Start a node program in the background (``"echo serve --port 7"``), as ``require`` does.
+
+        The short form for scripts and tests.
+        """
+        parsed = Command.parse(command)
+        service = Service(name or f"{host}-{parsed.program}", host, parsed, ready=ready, user=user)
+        self.require(service)
+        return service
+
+    def service_logs(self, services: Sequence[Service]) -> dict[str, str]:
+        """Every service's log (and exit status, if it exited), read in one go per host."""
+        logs = {}
+        for host in {s.host for s in services}:
+            files = self.backend.read_files(self.infos[host].handle, LAB_HOME)
+            for service in (s for s in services if s.host == host):
+                log, _, status = (path.removeprefix(f"{LAB_HOME}/") for path in commands.service_files(service))
+                text = files.get(log, b"").decode(errors="replace")
+                if status in files:
+                    text += f"[exited with status {files[status].decode().strip()}]\n"
+                logs[service.name] = text
+        return logs
+
+
+def _teardown(backend: Backend, lab_id: str) -> None:
+    try:
+        backend.destroy_lab(lab_id)
+    except EnvironmentProblem as exc:
+        raise EnvironmentProblem(f"{exc}\nLab {lab_id} may be left behind: `invoke clean` removes it.") from None
