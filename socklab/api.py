@@ -1,0 +1,129 @@
+"""Everything the invoke tasks do, as plain functions: the lab's Python API.
+
+``tasks.py`` only parses arguments and calls these; the pytest plugin and
+anybody's script can call them too. Scenario files are always loaded and
+validated before the backend is touched, so bad input creates nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from socklab import capture as capture_commands
+from socklab import catalogue, events, reports, runner
+from socklab.backend import Backend, ExecResult, LabSummary
+from socklab.constants import CATALOGUE_DIR, LAB_USER
+from socklab.errors import Problem, ScenarioError
+from socklab.interrupts import Interruptions, calling_on_signals
+from socklab.lab import Lab
+from socklab.model import Scenario
+from socklab.results import RunResult, ServiceResult
+
+
+def default_backend() -> Backend:
+    from socklab.backend.docker import DockerBackend  # the SDK loads only when a lab is needed
+
+    return DockerBackend()
+
+
+def build(backend: Backend | None = None, listener: events.Listener = events.ignore) -> str:
+    """Make sure the node image exists, building it if the recipe changed; return its name."""
+    return (backend or default_backend()).ensure_image(lambda text: listener(events.Note(text)))
+
+
+def select(names: Sequence[str] = (), *, everything: bool = False, directory: Path = CATALOGUE_DIR) -> list[Scenario]:
+    """Load the scenarios to run: those named, or the whole catalogue."""
+    if not names and not everything:
+        raise ScenarioError([Problem("invoke run", "NAME", "no scenario named",
+                                     "name one or more (`invoke list` shows them), or pass --all")])
+    return catalogue.load(() if everything else names, directory)
+
+
+def run(
+    scenarios: Sequence[Scenario], *, backend: Backend | None = None, jobs: int = runner.DEFAULT_JOBS,
+    results_root: Path = reports.DEFAULT_ROOT, listener: events.Listener = events.ignore, capture: bool = False,
+) -> RunResult:
+    """Run scenarios and write their results folder; the result's exit_status is the run's."""
+    result = runner.run(scenarios, backend or default_backend(), jobs=jobs, listener=listener, capture=capture)
+    reports.write(result, reports.new_folder(results_root))
+    return result
+
+
+@dataclass
+class RunningLab:
+    """What ``up`` leaves behind: enough to find the lab again and use it."""
+
+    lab_id: str
+    scenario: str
+    hosts: dict[str, dict[str, dict[str, str | None]]]
+    services: list[ServiceResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def up(scenario: Scenario, *, backend: Backend | None = None,
+       listener: events.Listener = events.ignore) -> RunningLab:
+    """Bring a scenario's lab up with its services started, and leave it running.
+
+    If anything fails on the way (a service that never gets ready: LabError,
+    exit 1; a signal), the lab is torn down instead.
+    """
+    backend = backend or default_backend()
+    backend.ensure_image(lambda text: listener(events.Note(text)))
+    guard = Interruptions()
+    with guard.installed(), Lab.open(backend, scenario.name, scenario.networks, scenario.hosts, keep=True,
+                                     interruptions=guard, listener=listener) as lab:
+        running = RunningLab(lab.id, scenario.name, lab.addresses(), notes=lab.notes)
+        running.services = [lab.require(service) for service in scenario.services]
+    return running
+
+
+def capture(host: str, output: Path, *, lab_id: str | None = None, interface: str = "any",
+            backend: Backend | None = None) -> int:
+    """Record packets on a host of a running lab into a pcap file until SIGINT or SIGTERM; return its size.
+
+    The signal asks tcpdump (on the host) to stop; reading goes on until its
+    output ends, so every packet it captured is in the file.
+    """
+    backend = backend or default_backend()
+    handle = backend.find_host(host, lab_id)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    stop = lambda: backend.exec(handle, capture_commands.live_stop_argv(), user="root")  # noqa: E731
+    with calling_on_signals(stop), output.open("wb") as pcap:
+        for chunk in backend.stream(handle, capture_commands.live_argv(interface), user="root"):
+            written += pcap.write(chunk)
+            pcap.flush()
+    return written
+
+
+def labs(backend: Backend | None = None) -> list[LabSummary]:
+    return (backend or default_backend()).labs()
+
+
+def down(lab_id: str | None = None, backend: Backend | None = None) -> int:
+    """Tear down one lab, or every lab if none is named; return how many resources went."""
+    backend = backend or default_backend()
+    if lab_id:
+        return backend.destroy_lab(lab_id)
+    return sum(backend.destroy_lab(lab.lab_id) for lab in backend.labs())
+
+
+def clean(backend: Backend | None = None) -> int:
+    """Remove every resource labelled by socklab, whoever created it. Safe to run any time."""
+    return (backend or default_backend()).destroy_all()
+
+
+def execute(host: str, command: str, *, lab_id: str | None = None, user: str = LAB_USER,
+            backend: Backend | None = None) -> ExecResult:
+    """Run a shell command on a host of a running lab."""
+    backend = backend or default_backend()
+    return backend.exec(backend.find_host(host, lab_id), ["sh", "-c", command], user=user)
+
+
+def shell(host: str, *, lab_id: str | None = None, user: str = LAB_USER, backend: Backend | None = None) -> int:
+    """An interactive shell on a host of a running lab; returns its exit status."""
+    backend = backend or default_backend()
+    handle = backend.find_host(host, lab_id)
+    return backend.shell(handle, ["bash", "-l"], user=user)

@@ -1,0 +1,206 @@
+"""What people see in the terminal: live progress while labs work, tables after.
+
+A view of events and results only (the core never prints). On a terminal
+the progress redraws in place; piped into a file or a CI log, it prints one
+line per finished scenario instead.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from types import TracebackType
+
+from rich.console import Console
+from rich.live import Live
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from socklab import events
+from socklab.api import RunningLab
+from socklab.backend import LabSummary
+from socklab.benchmarks import Figure
+from socklab.model import Probe, Scenario
+from socklab.results import CheckResult, RunResult, ScenarioResult, Status
+
+VERDICT = {Status.PASSED: "[green]passed[/]", Status.FAILED: "[red]failed[/]", Status.SKIPPED: "[yellow]skipped[/]"}
+
+
+class LiveProgress:
+    """A listener showing each scenario's phase and its checks as they are made."""
+
+    def __init__(self, console: Console, scenarios: Sequence[Scenario]) -> None:
+        self.console = console
+        self.phase = {s.name: "waiting" for s in scenarios}
+        self.tally = {s.name: [0, len(s.checks)] for s in scenarios}
+        self.lock = threading.Lock()
+        self.live: Live | None = None
+
+    def __call__(self, event: events.Event) -> None:
+        with self.lock:
+            if isinstance(event, events.Note):
+                self.console.print(f"[dim]{escape(event.text)}[/]")
+            elif isinstance(event, events.PhaseStarted):
+                self.phase[event.scenario] = event.phase
+            elif isinstance(event, events.CheckFinished):
+                self.tally[event.scenario][0] += 1
+            elif isinstance(event, events.ScenarioFinished):
+                result = event.result
+                self.phase[result.name] = VERDICT[result.status]
+                if self.live is None:
+                    self.console.print(_finished_line(result))
+
+    def __enter__(self) -> LiveProgress:
+        if self.console.is_terminal:
+            self.live = Live(console=self.console, get_renderable=self._render, refresh_per_second=8, transient=True)
+            self.live.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+    def _render(self) -> Table:
+        with self.lock:
+            table = Table.grid(padding=(0, 2))
+            for name, phase in self.phase.items():
+                done, total = self.tally[name]
+                table.add_row(Text(name, style="bold"), Text.from_markup(phase), f"{done}/{total} checks")
+            return table
+
+
+def _finished_line(result: ScenarioResult) -> str:
+    held = sum(c.passed for c in result.checks)
+    return (f"{VERDICT[result.status]} {escape(result.name)}: {held}/{len(result.checks)} checks held "
+            f"in {result.seconds:.1f} s" + (f" - {escape(result.error.splitlines()[0])}" if result.error else ""))
+
+
+def _evidence(check: CheckResult) -> str:
+    evidence = check.evidence
+    parts = [str(evidence[k]) for k in ("errno",) if evidence.get(k)]
+    if evidence.get("peer"):
+        parts.append(f"peer {evidence['peer']}")
+    if "elapsed_ms" in evidence:
+        parts.append(f"{evidence['elapsed_ms']:.1f} ms")
+    return ", ".join(parts)
+
+
+def print_run(console: Console, run: RunResult) -> None:
+    table = Table(title="Checks", title_justify="left", show_lines=False)
+    for column in ("scenario", "check", "from", "expected", "observed", "evidence"):
+        table.add_column(column)
+    for scenario in run.scenarios:
+        if scenario.error:
+            table.add_row(scenario.name, "[red]lab not ready[/]", "", "", "", escape(scenario.error.splitlines()[0]))
+        for check in scenario.checks:
+            style = "green" if check.passed else "bold red"
+            table.add_row(scenario.name, escape(check.name), check.host, check.expected,
+                          f"[{style}]{check.observed}[/]", escape(_evidence(check)))
+    console.print(table)
+    for scenario in run.scenarios:
+        for check in scenario.checks:
+            if not check.passed:
+                console.print(f"[red]✘ {escape(scenario.name)} / {escape(check.name)}[/]: {escape(check.detail)}\n"
+                              f"  on {check.host}: [dim]{escape(check.action)}[/]", soft_wrap=True)
+        if scenario.error and scenario.status == Status.FAILED:
+            console.print(f"[red]✘ {escape(scenario.name)}[/]: {escape(scenario.error)}", soft_wrap=True)
+    checks = [c for s in run.scenarios for c in s.checks]
+    failed = sum(not c.passed for c in checks)
+    broken = sum(bool(s.error) for s in run.scenarios if s.status == Status.FAILED)
+    if run.interrupted:
+        summary = "[yellow]interrupted[/]: every lab was torn down"
+    elif failed or broken:
+        summary = f"[red]{failed} of {len(checks)} checks failed[/]" + (f", {broken} labs not ready" if broken else "")
+    else:
+        summary = f"[green]all {len(checks)} checks of {len(run.scenarios)} scenarios held[/]"
+    console.print(f"{summary} in {run.seconds:.1f} s. Results: {run.results_dir}", soft_wrap=True)
+
+
+def print_grades(console: Console, run: RunResult) -> None:
+    """Grading mode: per implementation, how many checks it passed, and what caught it."""
+    for grade in run.grades().values():
+        total = len(grade["passed"]) + len(grade["failed"])
+        colour = "green" if not grade["failed"] and not grade["labs_not_ready"] else "red"
+        console.print(f"[bold]{escape(grade['role'])}[/] = {escape(grade['file'])}: "
+                      f"[{colour}]{len(grade['passed'])} of {total} checks held[/]", soft_wrap=True)
+        for caught in grade["failed"]:
+            console.print(f"  caught by {escape(caught)}", soft_wrap=True)
+        for broken in grade["labs_not_ready"]:
+            console.print(f"  lab not ready: {escape(broken)}", soft_wrap=True)
+
+
+def print_catalogue(console: Console, grouped: dict[str, list[Scenario]]) -> None:
+    for topic, scenarios in grouped.items():
+        table = Table(title=topic, title_justify="left", show_header=False, box=None, padding=(0, 2))
+        for scenario in scenarios:
+            table.add_row(f"[bold]{scenario.name}[/]", escape(scenario.title))
+        console.print(table)
+        console.print()
+
+
+def print_explanation(console: Console, scenario: Scenario) -> None:
+    console.print(f"[bold]{escape(scenario.name)}[/] - {escape(scenario.title)}  [dim]({scenario.topic})[/]\n")
+    console.print(escape(scenario.explains) + "\n")
+    topology = Table(title="Hosts", title_justify="left", box=None, padding=(0, 2))
+    topology.add_column("host")
+    topology.add_column("networks")
+    for host in scenario.hosts.values():
+        topology.add_row(host.name, ", ".join(host.networks) or "[dim]none (loopback only)[/]")
+    console.print(topology)
+    for service in scenario.services:
+        console.print(f"service on [bold]{service.host}[/]: {escape(str(service.command))}")
+    checks = Table(title="Checks", title_justify="left", box=None, padding=(0, 2))
+    for column in ("check", "from", "attempt", "expect"):
+        checks.add_column(column)
+    for check in scenario.checks:
+        action = check.action
+        attempt = (f"{action.proto} {'bind ' + action.bind if action.bind else 'to ' + (action.to or '')}"
+                   if isinstance(action, Probe) else str(action))
+        claims = "".join(f", {claim}" for claim in check.evidence)
+        checks.add_row(escape(check.name), ", ".join(check.hosts), escape(attempt), f"[bold]{check.expect}[/]{claims}")
+    console.print(checks)
+    if scenario.try_next:
+        console.print("\n[bold]Try next[/]\n" + escape(scenario.try_next))
+
+
+def print_lab(console: Console, lab: RunningLab) -> None:
+    table = Table(title=f"Lab {lab.lab_id} ({lab.scenario}) is up", title_justify="left")
+    for column in ("host", "network", "IPv4", "IPv6"):
+        table.add_column(column)
+    for host, networks in lab.hosts.items():
+        for network, address in networks.items() or {"-": {}}.items():
+            table.add_row(host, network, address.get("ipv4") or "", address.get("ipv6") or "")
+    console.print(table)
+    for service in lab.services:
+        console.print(f"service {service.name} on {service.host}: {escape(service.command)} [green]ready[/]")
+    for note in lab.notes:
+        console.print(f"[dim]{escape(note)}[/]")
+    first = next(iter(lab.hosts))
+    console.print(f"Next: `invoke shell {first}`, `invoke exec {first} -- ip address`, "
+                  f"and `invoke down` when done.")
+
+
+def print_labs(console: Console, labs: Sequence[LabSummary]) -> None:
+    if not labs:
+        console.print("No lab is running.")
+        return
+    table = Table(title="Running labs", title_justify="left")
+    for column in ("lab", "scenario", "hosts", "networks"):
+        table.add_column(column)
+    for lab in labs:
+        table.add_row(lab.lab_id, lab.scenario, ", ".join(lab.hosts), ", ".join(lab.networks))
+    console.print(table)
+
+
+
+def print_figures(console: Console, figures: Sequence[Figure]) -> None:
+    table = Table(title="Benchmarks", title_justify="left")
+    for column in ("measure", "median", "min", "max", "runs"):
+        table.add_column(column, justify="left" if column == "measure" else "right")
+    for figure in figures:
+        low, high = figure.spread
+        table.add_row(figure.name, f"{figure.median:.3f} {figure.unit}", f"{low:.3f}", f"{high:.3f}",
+                      str(len(figure.samples)))
+    console.print(table)
