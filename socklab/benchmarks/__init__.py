@@ -1,0 +1,89 @@
+"""Benchmarks: timings and rates, measured a few times and compared side by side, never pass/fail.
+
+The machine is shared and noisy, so every figure is a median over repeats
+with its spread, and every comparison is a ratio of two things measured in
+the same run, alternately. ``invoke bench`` prints them and writes them,
+with the targets they are held against, as JSON into the results folder.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from socklab import reports
+
+
+@dataclass
+class Figure:
+    """One measured quantity: its samples, and the target it is held against, if any."""
+
+    name: str
+    unit: str
+    samples: list[float] = field(default_factory=list)
+    target: str = ""  # e.g. "<= 1.0", ">= 2"
+    note: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples) if self.samples else float("nan")
+
+    @property
+    def spread(self) -> tuple[float, float]:
+        return (min(self.samples), max(self.samples)) if self.samples else (float("nan"), float("nan"))
+
+    @property
+    def meets_target(self) -> bool | None:
+        if not self.target or not self.samples:
+            return None
+        operator, _, bound = self.target.partition(" ")
+        return self.median <= float(bound) if operator == "<=" else self.median >= float(bound)
+
+    def to_dict(self) -> dict[str, Any]:
+        low, high = self.spread
+        return {"name": self.name, "unit": self.unit, "median": round(self.median, 4), "min": low, "max": high,
+                "samples": self.samples, "target": self.target, "meets_target": self.meets_target, "note": self.note}
+
+
+def ratio(name: str, numerator: Figure, denominator: Figure, target: str = "") -> Figure:
+    """A comparison of two figures measured side by side: the ratio of their samples, pairwise."""
+    pairs = zip(numerator.samples, denominator.samples, strict=False)
+    return Figure(name, "ratio", [round(a / b, 4) for a, b in pairs if b], target=target,
+                  note=f"{numerator.name} / {denominator.name}")
+
+
+Benchmark = Callable[[int, Callable[[str], None]], list[Figure]]
+NAMES = ("lifecycle", "catalogue", "run-tcp-echo", "bulk", "appserver", "concurrency")
+
+
+def registry() -> dict[str, Benchmark]:
+    """The benchmarks by name; imported only when one is run (they need the Docker SDK)."""
+    from socklab.benchmarks import appserver, concurrency, lifecycle, runs, transfer
+
+    found: dict[str, Benchmark] = {"lifecycle": lifecycle.run, "catalogue": runs.catalogue,
+                                   "run-tcp-echo": runs.tcp_echo, "bulk": transfer.run, "appserver": appserver.run,
+                                   "concurrency": concurrency.run}
+    assert tuple(found) == NAMES
+    return found
+
+
+def run(names: list[str], repeats: int, results_root: Path = reports.DEFAULT_ROOT,
+        progress: Callable[[str], None] = lambda text: None) -> tuple[list[Figure], Path]:
+    unknown = [n for n in names if n not in NAMES]
+    if unknown:
+        from socklab.errors import Problem, ScenarioError
+
+        raise ScenarioError([Problem("invoke bench", "--only", f"no benchmark named {', '.join(unknown)}",
+                                     f"use some of: {', '.join(NAMES)}")])
+    benchmarks = registry()
+    figures: list[Figure] = []
+    for name in names or list(NAMES):
+        progress(f"benchmark {name} ({repeats} repeats)")
+        figures += benchmarks[name](repeats, progress)
+    folder = reports.new_folder(results_root)
+    (folder / "bench.json").write_text(json.dumps([f.to_dict() for f in figures], indent=2) + "\n")
+    return figures, folder
