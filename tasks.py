@@ -1,0 +1,207 @@
+"""socklab's command line: `invoke --list` shows the tasks, `invoke --help TASK` their options.
+
+Tasks only parse arguments and call socklab's Python API (socklab.api);
+everything they do is callable from Python too. Exit status: 0 every check
+held, 1 a check failed, 2 bad input or environment, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import functools
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from invoke import Context, Exit, task
+from rich.console import Console
+from rich.markup import escape
+
+from socklab import api, benchmarks, catalogue, console, events, grading, reports
+from socklab.errors import ScenarioError, SocklabError
+from socklab.runner import DEFAULT_JOBS
+
+# Piped into a file or a CI log, tables get room to breathe instead of 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+ALL = "--all"  # invoke has no optional positionals; an unregistered --all arrives as the NAME
+
+def _friendly(body: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn socklab's errors into a message and their exit status, not a traceback."""
+
+    @functools.wraps(body)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return body(*args, **kwargs)
+        except ScenarioError as exc:
+            count = len(exc.problems)
+            err.print(f"[red]error:[/] {count} problem{'s' * (count > 1)} in scenario files; nothing was created:")
+            err.print(escape(str(exc)), highlight=False, soft_wrap=True)
+            raise Exit(code=exc.exit_status) from None
+        except SocklabError as exc:
+            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            raise Exit(code=exc.exit_status) from None
+
+    return wrapper
+
+
+def _names(text: str) -> list[str]:
+    return [name for name in re.split(r"[,\s]+", text) if name]
+
+
+@task(help={"quiet": "print only the image's name"})
+@_friendly
+def build(c: Context, quiet: bool = False) -> None:
+    """Build the node image if its recipe (docker/) changed; a no-op otherwise."""
+    listener = events.ignore if quiet else console.LiveProgress(err, [])
+    out.print(api.build(listener=listener))
+
+
+@task(name="list")
+@_friendly
+def list_(c: Context) -> None:
+    """Show the scenario catalogue, grouped by topic."""
+    console.print_catalogue(out, catalogue.by_topic(catalogue.load()))
+
+
+@task
+@_friendly
+def docs(c: Context) -> None:
+    """Regenerate the README's catalogue table from the scenario files."""
+    changed = catalogue.refresh_readme(Path("README.md"), catalogue.load())
+    out.print("README.md updated" if changed else "README.md already matches the catalogue")
+
+
+@task(help={"name": "a scenario of the catalogue (see `invoke list`)"})
+@_friendly
+def explain(c: Context, name: str) -> None:
+    """Print a scenario's teaching text, its hosts and networks, and each check with its expected outcome."""
+    console.print_explanation(out, catalogue.load([name])[0])
+
+
+@task(
+    help={
+        "names": "scenarios to run, by name or path, separated by commas (tcp-echo,loopback-only); "
+        "--all for the whole catalogue",
+        "jobs": f"how many scenarios run side by side, each in its own lab (default: {DEFAULT_JOBS})",
+        "results": "folder under which each run writes its results folder (default: results)",
+        "quiet": "no progress and no table: print only the results folder",
+        "capture": "record a pcap of every interface of every host into the results folder",
+        "json": "print report.json on stdout instead of the table",
+        "impl": "grade a program: ROLE=FILE runs FILE wherever a scenario runs the program (or service) ROLE, "
+        "as in echo=student/echo_server.py; repeatable",
+    },
+    iterable=["impl"],
+)
+@_friendly
+def run(c: Context, names: str, jobs: int = DEFAULT_JOBS, results: str = str(reports.DEFAULT_ROOT),
+        quiet: bool = False, json_: bool = False, capture: bool = False, impl: list[str] | None = None) -> None:
+    """Run scenarios across containers (NAME[,NAME...] or --all); exit 1 if a check failed."""
+    everything = names == ALL
+    scenarios = api.select([] if everything else _names(names), everything=everything)
+    if impl:
+        scenarios = grading.select(scenarios, [grading.parse(spec) for spec in impl])
+    silent = quiet or json_
+    progress = console.LiveProgress(err, scenarios)
+    with contextlib.nullcontext() if silent else progress:
+        result = api.run(scenarios, jobs=jobs, results_root=Path(results), capture=capture,
+                         listener=events.ignore if silent else progress)
+    if json_:
+        print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    elif quiet:
+        print(result.results_dir)
+    else:
+        console.print_run(out, result)
+        console.print_grades(out, result)
+    if result.exit_status:
+        raise Exit(code=result.exit_status)
+
+
+@task(help={"name": "the scenario whose lab to bring up"})
+@_friendly
+def up(c: Context, name: str) -> None:
+    """Bring a scenario's lab up with its services running, and leave it up (see `down`)."""
+    scenario = catalogue.load([name])[0]
+    with console.LiveProgress(err, [scenario]) as progress:
+        running = api.up(scenario, listener=progress)
+    console.print_lab(out, running)
+
+
+@task(help={"lab": "the lab to tear down (default: every running lab)"})
+@_friendly
+def down(c: Context, lab: str = "") -> None:
+    """Tear down labs left running by `up`."""
+    removed = api.down(lab or None)
+    out.print(f"removed {removed} containers and networks")
+
+
+@task
+@_friendly
+def labs(c: Context) -> None:
+    """List the labs running on the engine."""
+    console.print_labs(out, api.labs())
+
+
+@task(help={"host": "a host of the running lab", "lab": "which lab, if several are up",
+            "root": "be root on the host (for tcpdump, iptables, tc) instead of the lab user"})
+@_friendly
+def shell(c: Context, host: str, lab: str = "", root: bool = False) -> None:
+    """Open an interactive shell on a host of a running lab."""
+    raise Exit(code=api.shell(host, lab_id=lab or None, user="root" if root else "lab"))
+
+
+@task(name="exec", help={"host": "a host of the running lab", "lab": "which lab, if several are up",
+                         "root": "run as root instead of the lab user"})
+@_friendly
+def exec_(c: Context, host: str, lab: str = "", root: bool = False) -> None:
+    """Run the command after `--` on a host of a running lab: invoke exec client -- ip address"""
+    if not c.remainder:
+        raise Exit("error: give the command after --, as in: invoke exec client -- ip address", code=2)
+    result = api.execute(host, c.remainder, lab_id=lab or None, user="root" if root else "lab")
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    raise Exit(code=result.exit_code)
+
+
+@task(name="capture", help={"host": "a host of the running lab", "lab": "which lab, if several are up",
+                            "interface": "interface to record: any (default), lo, eth0 ...",
+                            "output": "pcap file to write (default: results/capture-HOST-TIME.pcap)"})
+@_friendly
+def capture_(c: Context, host: str, lab: str = "", interface: str = "any", output: str = "") -> None:
+    """Record packets on a host of a running lab into a pcap file, until Ctrl-C."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path(output or reports.DEFAULT_ROOT / f"capture-{host}-{stamp}.pcap")
+    err.print(f"capturing on {host} ({interface}) into {path}; Ctrl-C to stop")
+    written = api.capture(host, path, lab_id=lab or None, interface=interface)
+    out.print(f"wrote {written} bytes to {path}: open it in Wireshark, or `tcpdump -nr {path}`")
+
+
+@task
+@_friendly
+def clean(c: Context) -> None:
+    """Remove every container, network and volume labelled by socklab, whoever created it."""
+    out.print(f"removed {api.clean()} containers, networks and volumes")
+
+
+@task(help={"only": "benchmarks to run, separated by commas (default: all): " + ", ".join(benchmarks.NAMES),
+            "repeats": "how many times each is measured (default: 5)"})
+@_friendly
+def bench(c: Context, only: str = "", repeats: int = 5) -> None:
+    """Measure wall times and rates (median and spread of repeats); writes bench.json into results/."""
+    figures, folder = benchmarks.run(_names(only), repeats, progress=lambda text: err.print(f"[dim]{text}[/]"))
+    console.print_figures(out, figures)
+    out.print(f"Results: {folder / 'bench.json'}")
+
+
+@task(help={"unit": "only the tests that need no Docker", "pytest-args": "more arguments for pytest, quoted"})
+def test(c: Context, unit: bool = False, pytest_args: str = "") -> None:
+    """Run the test suite with pytest (the full matrix, with lint, is `tox`)."""
+    import pytest
+
+    args = ["-m", "not docker"] if unit else []
+    raise Exit(code=int(pytest.main([*args, *pytest_args.split()])))
+
