@@ -1,0 +1,149 @@
+"""The Docker backend and the lab on a real engine: what gets created, how, and that it all goes."""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from socklab import programs
+from socklab.constants import IPV4_POOL, IPV6_POOL, LABEL_HOST, LABEL_LAB
+from socklab.errors import LabError
+from socklab.lab import Lab
+from socklab.model import Command, Host, Network, Service
+
+TWO_HOSTS = {"server": Host("server", ("lan",)), "client": Host("client", ("lan",))}
+LAN = {"lan": Network("lan")}
+
+
+def test_networks_are_internal_dual_stack_labelled_and_in_the_lab_pools(backend) -> None:  # type: ignore[no-untyped-def]
+    networks = {"lan": Network("lan"), "v4only": Network("v4only", ipv6=False)}
+    hosts = {"a": Host("a", ("lan", "v4only"))}
+    with Lab.open(backend, "net-props", networks, hosts) as lab:
+        found = backend.api.networks(filters={"label": f"{LABEL_LAB}={lab.id}"})
+        assert len(found) == 2
+        for summary in found:
+            net = backend.api.inspect_network(summary["Id"])
+            assert net["Internal"] is True and net["Driver"] == "bridge"
+            subnets = [ipaddress.ip_network(c["Subnet"]) for c in net["IPAM"]["Config"]]
+            assert any(s.version == 4 and s.subnet_of(IPV4_POOL) for s in subnets)
+            if net["Labels"]["socklab.network"] == "lan":
+                assert net["EnableIPv6"] and any(s.version == 6 and s.subnet_of(IPV6_POOL) for s in subnets)
+            else:
+                assert not net["EnableIPv6"] and all(s.version == 4 for s in subnets)
+
+
+def test_hosts_are_hardened_labelled_containers(backend) -> None:  # type: ignore[no-untyped-def]
+    with Lab.open(backend, "host-props", LAN, TWO_HOSTS) as lab:
+        container = backend.api.inspect_container(lab.infos["server"].handle.ref)
+        config, host = container["Config"], container["HostConfig"]
+        assert container["Name"] == f"/socklab-{lab.id}-server" and config["Hostname"] == "server"
+        assert config["Labels"][LABEL_LAB] == lab.id and config["Labels"][LABEL_HOST] == "server"
+        assert host["Privileged"] is False and host["Init"] is True
+        assert sorted(host["CapAdd"]) == ["NET_ADMIN", "NET_RAW", "SETGID", "SETUID"] and host["CapDrop"] == ["ALL"]
+        assert "no-new-privileges" in host["SecurityOpt"]
+        assert host["Memory"] > 0 and host["PidsLimit"] > 0
+        assert not any("docker.sock" in m.get("Source", "") for m in container["Mounts"])
+        assert lab.exec("server", ["id", "-un"]).stdout.strip() == "lab"
+
+
+def test_exec_reports_exit_code_stdout_and_stderr(backend) -> None:  # type: ignore[no-untyped-def]
+    with Lab.open(backend, "exec", LAN, TWO_HOSTS) as lab:
+        result = lab.exec("client", ["sh", "-c", "echo out; echo err >&2; exit 3"])
+        assert (result.exit_code, result.stdout, result.stderr) == (3, "out\n", "err\n")
+
+
+def test_lab_hosts_cannot_reach_outside_the_lab(backend) -> None:  # type: ignore[no-untyped-def]
+    """No default route: outside addresses fail at once (nothing is sent); the engine's own address is refused."""
+    with Lab.open(backend, "isolation", LAN, TWO_HOSTS) as lab:
+        outside = lab.probe("client", to="198.51.100.7:80", timeout=1.0)
+        assert (outside.outcome, outside.evidence["errno"]) == ("net-unreachable", "ENETUNREACH")
+        engine = lab.infos["client"].interfaces["lan"].engine4
+        assert lab.probe("client", to=f"{engine}:22", timeout=1.0).outcome == "net-unreachable"
+        assert lab.probe("client", to="[2001:db8::1]:80", timeout=1.0).outcome == "net-unreachable"
+        peer = lab.probe("client", to="{server.lan.ipv4}:1", timeout=1.0)
+        assert peer.outcome == "refused", "the other lab host is reachable"
+
+
+def test_every_host_has_both_loopbacks_even_on_no_network(backend) -> None:  # type: ignore[no-untyped-def]
+    hosts = {"alone": Host("alone"), "other": Host("other")}
+    with Lab.open(backend, "loopbacks", {}, hosts) as lab:
+        assert lab.probe("alone", bind="[::1]:5000").outcome == "ok"
+        assert lab.probe("alone", bind="127.0.0.1:5000").outcome == "ok"
+        assert lab.probe("alone", to="198.18.0.1:80", timeout=1.0).outcome == "net-unreachable"
+
+
+def test_link_local_references_carry_the_viewers_interface(backend) -> None:  # type: ignore[no-untyped-def]
+    networks = {"lan": Network("lan"), "wan": Network("wan")}
+    hosts = {"server": Host("server", ("lan",)), "client": Host("client", ("wan", "lan"))}
+    with Lab.open(backend, "link-local", networks, hosts) as lab:
+        address, scope = lab.render("{server.lan.link_local}", on_host="client").split("%")
+        assert ipaddress.IPv6Address(address).is_link_local
+        assert scope == lab.render("{client.lan.iface}"), "the scope is the client's own lan interface"
+        reached = lab.probe("client", to="[{server.lan.link_local}]:1", timeout=1.0)
+        assert (reached.outcome, reached.evidence["peer"]) == ("refused", f"[{address}%{scope}]:1")
+
+
+def test_a_service_is_ready_when_it_listens_and_its_log_is_kept(backend) -> None:  # type: ignore[no-untyped-def]
+    service = Service("echo", "server", Command.parse("echo serve --bind '' --port 7"), ready="tcp://0.0.0.0:7")
+    with Lab.open(backend, "service", LAN, TWO_HOSTS) as lab:
+        assert lab.start_service(service).ready
+        assert lab.probe("client", to="{server.lan.ipv4}:7", send="x").outcome == "echoed"
+        log = lab.service_logs([service])["echo"]
+        assert "listening on tcp 0.0.0.0:7" in log and "accepted" in log
+
+
+def test_a_crashing_service_fails_fast_with_its_log(backend) -> None:  # type: ignore[no-untyped-def]
+    crash = Service("bad", "server", Command.parse("echo serve --bind 192.0.2.1"), ready="tcp://192.0.2.1:65432")
+    with Lab.open(backend, "crash", LAN, TWO_HOSTS) as lab:
+        started = lab.start_service(crash)
+    assert not started.ready and "exited before it was ready" in started.detail
+    assert "not on this host" in started.log and "[exited with status 2]" in started.log
+
+
+def test_an_exception_inside_the_lab_still_tears_it_down(backend) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(LabError), Lab.open(backend, "boom", LAN, TWO_HOSTS):
+        raise LabError("a test's own failure")
+    # the backend fixture asserts that nothing of the lab is left
+
+
+def test_a_failing_setup_command_fails_the_lab_naming_the_host(backend) -> None:  # type: ignore[no-untyped-def]
+    hosts = {"server": Host("server", ("lan",), setup=("false-command-that-does-not-exist",)),
+             "client": Host("client", ("lan",))}
+    with pytest.raises(LabError, match="the setup of host 'server' failed"), Lab.open(backend, "setup", LAN, hosts):
+        pass
+
+
+def test_edited_node_programs_take_effect_without_a_rebuild(backend, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    edited = tmp_path / "nodes"
+    shutil.copytree(programs.NODES_DIR, edited, ignore=shutil.ignore_patterns("__pycache__"))
+    (edited / "hello.py").write_text('print(\'{"outcome": "ok", "edited": true}\')\n'
+                                     'if __name__ == "__main__":\n    pass\n')
+    monkeypatch.setattr(programs, "NODES_DIR", edited)
+    with Lab.open(backend, "edited", LAN, TWO_HOSTS) as lab:
+        seen = lab.run("client", "hello")
+    assert seen.outcome == "ok" and seen.evidence["edited"] is True
+
+
+def test_concurrent_labs_get_disjoint_subnets(backend) -> None:  # type: ignore[no-untyped-def]
+    subnets: list[str] = []
+    errors: list[BaseException] = []
+
+    def one_lab(index: int) -> None:
+        try:
+            with Lab.open(backend, f"concurrent-{index}", LAN, TWO_HOSTS) as lab:
+                subnets.append(lab.infos["server"].interfaces["lan"].subnet4 or "")
+                assert lab.probe("client", to="{server.lan.ipv4}:1", timeout=1.0).outcome == "refused"
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one_lab, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert len(set(subnets)) == 4

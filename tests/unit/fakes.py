@@ -1,0 +1,83 @@
+"""A stand-in for the backend interface, for tests that must not need Docker.
+
+Hosts exist only as names with made-up addresses; commands are answered by
+the test (``answer``), and every call is recorded, so a test can show what
+the core asked of the engine, or that it asked nothing at all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from socklab.backend import ExecResult, HostHandle, HostInfo, Interface, LabSummary
+from socklab.model import Host, Network
+
+Answer = Callable[[str, list[str], str], ExecResult]
+
+
+def ok(stdout: str = "") -> ExecResult:
+    return ExecResult(0, stdout, "")
+
+
+def outcome(word: str, **evidence: Any) -> ExecResult:
+    return ok(json.dumps({"outcome": word, **evidence}) + "\n")
+
+
+class FakeBackend:
+    def __init__(self, answer: Answer | None = None) -> None:
+        self.answer = answer or (lambda host, argv, user: ok())
+        self.calls: list[tuple[Any, ...]] = []
+        self.alive: set[str] = set()
+
+    def ensure_image(self, progress: Callable[[str], None]) -> str:
+        self.calls.append(("ensure_image",))
+        return "fake:image"
+
+    def create_lab(self, lab_id: str, scenario: str, networks: Iterable[Network], hosts: Iterable[Host],
+                   on_started: Callable[[HostInfo], None] | None = None) -> dict[str, HostInfo]:
+        self.calls.append(("create_lab", lab_id))
+        self.alive.add(lab_id)
+        subnets = {net.name: index for index, net in enumerate(networks)}
+        infos = {}
+        for number, host in enumerate(hosts, 2):
+            interfaces = {
+                net: Interface(net, f"198.18.{subnets[net]}.{number}", f"fd50:c1ab:0:{subnets[net]}::{number}",
+                               f"198.18.{subnets[net]}.0/24", engine4=f"198.18.{subnets[net]}.1")
+                for net in host.networks
+            }
+            infos[host.name] = HostInfo(HostHandle(lab_id, host.name, f"id-{host.name}"), interfaces)
+            if on_started:
+                on_started(infos[host.name])
+        return infos
+
+    def exec(self, handle: HostHandle, argv: Sequence[str], *, user: str, env: dict[str, str] | None = None,
+             detach: bool = False, stdin: bytes | None = None) -> ExecResult:
+        self.calls.append(("exec", handle.host, list(argv), user))
+        return self.answer(handle.host, list(argv), user)
+
+    def read_files(self, handle: HostHandle, path: str) -> dict[str, bytes]:
+        self.calls.append(("read_files", handle.host, path))
+        return {}
+
+    def destroy_lab(self, lab_id: str) -> int:
+        self.calls.append(("destroy_lab", lab_id))
+        self.alive.discard(lab_id)
+        return 1
+
+    def destroy_all(self) -> int:
+        self.calls.append(("destroy_all",))
+        return 0
+
+    def labs(self) -> list[LabSummary]:
+        return []
+
+    def find_host(self, host: str, lab_id: str | None = None) -> HostHandle:
+        return HostHandle(lab_id or "lab", host, f"id-{host}")
+
+    def shell(self, handle: HostHandle, argv: Sequence[str], *, user: str) -> int:
+        return 0
+
+
+RecordingBackend = FakeBackend

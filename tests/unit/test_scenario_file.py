@@ -1,0 +1,146 @@
+"""Scenario files: the catalogue parses into the model; every bad file is refused precisely."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+
+import pytest
+
+from nodes.outcomes import Outcome
+from socklab import api, catalogue, scenario
+from socklab.errors import EXIT_BAD_INPUT, ScenarioError
+from socklab.model import Command, Probe
+from tests.conftest import ROOT, invoke
+from tests.unit.fakes import RecordingBackend
+
+BAD = sorted((Path(__file__).parent / "bad_scenarios").glob("*.toml"))
+
+
+def expectation(path: Path) -> tuple[str, str]:
+    """Each bad file says, in its first two lines, which key must be named and what must be said."""
+    key_line, says_line = path.read_text().splitlines()[:2]
+    return key_line.removeprefix("# key: "), says_line.removeprefix("# says: ")
+
+
+@pytest.mark.parametrize("path", catalogue.paths(), ids=lambda p: p.stem)
+def test_every_catalogue_scenario_loads_and_teaches(path: Path) -> None:
+    loaded = scenario.load(path)
+    assert loaded.name == path.stem
+    assert len(loaded.hosts) >= 2, "a lesson about the network needs at least two hosts"
+    assert len(loaded.explains) > 100, "every scenario explains what it shows and why"
+    assert loaded.checks
+
+
+def test_a_scenario_becomes_the_model() -> None:
+    loaded = scenario.load(ROOT / "scenarios" / "loopback-only.toml")
+    assert loaded.topic == "Binding and interfaces"
+    assert loaded.networks["lan"].ipv6 and loaded.networks["lan"].subnet4 is None
+    assert loaded.hosts["server"].networks == ("lan",)
+    (service,) = loaded.services
+    assert service.command == Command("echo", ("serve", "--bind", "127.0.0.1", "--port", "65432"))
+    assert (service.host, service.ready, service.user, service.name) == (
+        "server", "tcp://127.0.0.1:65432", "lab", "server-echo")
+    own, other = loaded.checks
+    assert own.action == Probe(proto="tcp", to="127.0.0.1:65432", send="Hello, world")
+    assert (own.hosts, own.expect) == (("server",), Outcome.ECHOED)
+    assert other.action.to == "{server.lan.ipv4}:65432" and other.expect == Outcome.REFUSED
+
+
+def test_explicit_subnets_and_conditions_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "lossy.toml"
+    path.write_text((ROOT / "scenarios" / "tcp-echo.toml").read_text()
+                    .replace('name = "tcp-echo"', 'name = "lossy"')
+                    .replace("[networks.lan]",
+                             '[networks.lan]\nsubnet = "198.19.250.0/24"\nloss = 0.25\nrate = "5mbit"'))
+    lan = scenario.load(path).networks["lan"]
+    assert lan.subnet4 == ipaddress.IPv4Network("198.19.250.0/24")
+    assert (lan.conditions.loss, lan.conditions.rate, lan.conditions.delay_ms) == (0.25, "5mbit", 0.0)
+
+
+@pytest.mark.parametrize("path", BAD, ids=lambda p: p.stem)
+def test_a_bad_file_is_refused_naming_the_file_the_key_and_a_fix(path: Path) -> None:
+    key, says = expectation(path)
+    with pytest.raises(ScenarioError) as refused:
+        scenario.load(path)
+    lines = str(refused.value).splitlines()
+    assert all(line.startswith(str(path)) for line in lines if not line.startswith(" "))
+    named = [p for p in refused.value.problems if p.key == key and says in str(p)]
+    assert named, f"no problem names {key!r} saying {says!r}: {lines}"
+    assert all(p.fix for p in refused.value.problems), "every problem says how to fix it"
+
+
+def test_the_corpus_covers_at_least_25_kinds_of_mistake() -> None:
+    assert len({expectation(p) for p in BAD}) >= 25, "distinct (key, diagnosis) pairs"
+
+
+def test_problems_point_at_their_line() -> None:
+    path = next(p for p in BAD if p.stem == "unknown-outcome")
+    with pytest.raises(ScenarioError) as refused:
+        scenario.load(path)
+    (problem,) = refused.value.problems
+    line = int(str(problem.path).rsplit(":", 1)[1])
+    assert path.read_text().splitlines()[line - 1].startswith('expect = "echo"')
+
+
+def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "many.toml"
+    path.write_text((ROOT / "scenarios" / "tcp-echo.toml").read_text()
+                    .replace('name = "tcp-echo"', 'name = "many"')
+                    .replace('expect = "echoed"', 'expect = "echo"', 1)
+                    .replace('host = "client"', 'host = "nobody"', 1))
+    with pytest.raises(ScenarioError) as refused:
+        scenario.load(path)
+    assert {p.key for p in refused.value.problems} == {"checks[1].expect", "checks[1].host"}
+
+
+@pytest.mark.parametrize("path", BAD, ids=lambda p: p.stem)
+def test_a_bad_file_reaches_no_backend_and_means_exit_2(path: Path) -> None:
+    recorder = RecordingBackend()
+    with pytest.raises(ScenarioError) as refused:
+        api.run(api.select([str(path)]), backend=recorder)
+    assert refused.value.exit_status == EXIT_BAD_INPUT
+    assert recorder.calls == []
+
+
+def test_the_cli_refuses_the_whole_corpus_at_once_with_exit_2() -> None:
+    """One run over every bad file: each one's key and reason are on stderr, and no engine is reached."""
+    result = invoke("run", ",".join(str(p) for p in BAD), env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert result.returncode == EXIT_BAD_INPUT
+    assert "Docker" not in result.stderr
+    for path in BAD:
+        key, says = expectation(path)
+        assert any(line.startswith(f"{path}") and f": {key}: " in line and says in line or
+                   (not key and line.startswith(str(path)) and says in line)
+                   for line in result.stderr.splitlines()), f"{path.name}: {key} / {says}"
+
+
+def test_unknown_scenario_names_suggest_the_closest() -> None:
+    with pytest.raises(ScenarioError, match="did you mean 'tcp-echo'"):
+        catalogue.load(["tcp-ecko"])
+
+
+@pytest.mark.parametrize("path", [p for p in BAD if p.stem in ("unknown-outcome", "toml-syntax-error")],
+                         ids=lambda p: p.stem)
+def test_the_cli_exits_2_on_a_bad_file_without_touching_docker(path: Path) -> None:
+    """DOCKER_HOST points nowhere: reaching for the engine would fail differently."""
+    key, says = expectation(path)
+    result = invoke("run", str(path), env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert result.returncode == EXIT_BAD_INPUT, result.stderr
+    assert str(path) in result.stderr and key in result.stderr and says in result.stderr
+    assert "Docker" not in result.stderr
+
+
+def test_the_cli_without_an_engine_exits_2_with_advice() -> None:
+    result = invoke("run", "tcp-echo", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock",
+                                            "PATH": os.environ["PATH"]})
+    assert result.returncode == EXIT_BAD_INPUT, result.stderr
+    assert "No Docker engine answers" in result.stderr and "Start the engine" in result.stderr
+
+
+def test_a_readiness_url_may_name_an_ipv6_address(tmp_path: Path) -> None:
+    path = tmp_path / "ready6.toml"
+    path.write_text((ROOT / "scenarios" / "tcp-echo.toml").read_text().replace('name = "tcp-echo"', 'name = "ready6"')
+                    .replace('ready = "tcp://0.0.0.0:65432"', 'ready = "tcp://[{server.lan.ipv6}]:65432"'))
+    assert scenario.load(path).services[0].ready == "tcp://[{server.lan.ipv6}]:65432"
