@@ -17,6 +17,7 @@ import ipaddress
 import json
 import secrets
 import shlex
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -31,6 +32,8 @@ from socklab.model import Command, Host, Network, Probe, Service
 from socklab.results import ServiceResult
 
 TIMED_OUT = 124  # coreutils timeout's status for a command it had to stop
+CUT_SHORT = (126, 137)  # a command the engine could not start, or that SIGKILL ended: what a host removal does
+REMOVAL_SETTLES = 3.0  # s the engine may take, after killing a host's commands, to stop listing it as running
 
 
 @dataclass
@@ -41,6 +44,8 @@ class Observation:
     evidence: dict[str, Any] = field(default_factory=dict)
     detail: str = ""
     command: str = ""
+    reported: bool = True
+    """False if the program printed no result at all (crashed, overran, or was killed)."""
 
     @classmethod
     def read(cls, result: ExecResult, argv: Sequence[str]) -> Observation:
@@ -58,7 +63,8 @@ class Observation:
         else:
             reason = f"the program reported no result (exit {result.exit_code})"
         stderr = result.stderr.strip()[-800:]
-        return cls("error", {"exit_code": result.exit_code}, f"{reason}{': ' + stderr if stderr else ''}", command)
+        return cls("error", {"exit_code": result.exit_code}, f"{reason}{': ' + stderr if stderr else ''}", command,
+                   reported=False)
 
 
 class Lab:
@@ -192,6 +198,7 @@ class Lab:
             script = "\n".join(["set -e", *(self.render(line, host.name) for line in host.setup)])
             result = self.exec(host.name, ["sh", "-c", script], user="root")
             if not result.ok:
+                self._require_host(host.name, result)
                 raise LabError(f"the setup of host {host.name!r} failed (exit {result.exit_code}): "
                                f"{(result.stderr or result.stdout).strip()[-800:]}")
 
@@ -238,20 +245,32 @@ class Lab:
         ``invoke down`` from another terminal) reports nothing; blaming the
         check would mislead, so that case raises ``EnvironmentProblem``.
         """
-        seen = Observation.read(self.exec(host, argv, user=user), argv)
-        if not seen.evidence:
-            self._require_host(host)
+        result = self.exec(host, argv, user=user)
+        seen = Observation.read(result, argv)
+        if not seen.reported:
+            self._require_host(host, result)
         return seen
 
-    def _require_host(self, host: str) -> None:
-        """Raise EnvironmentProblem if ``host`` is no longer running: removed under the run."""
-        try:
-            self.backend.find_host(host, self.id)
-        except EnvironmentProblem:
-            raise
-        except SocklabError:
-            raise EnvironmentProblem(f"host {host!r} of lab {self.id} was removed while the run used it "
-                                     "(by `invoke clean` or `invoke down`?)") from None
+    def _require_host(self, host: str, failed: ExecResult) -> None:
+        """Raise EnvironmentProblem if the command ``failed`` because ``host`` was removed under the run.
+
+        A removal kills the host's commands a moment before the engine stops
+        listing it as running, so a command cut short (``CUT_SHORT``) gives the
+        engine ``REMOVAL_SETTLES`` seconds to show the host gone; any other
+        failure is the program's own, and one look suffices.
+        """
+        deadline = time.monotonic() + (REMOVAL_SETTLES if failed.exit_code in CUT_SHORT else 0)
+        while True:
+            try:
+                self.backend.find_host(host, self.id)
+            except EnvironmentProblem:
+                raise
+            except SocklabError:
+                raise EnvironmentProblem(f"host {host!r} of lab {self.id} was removed while the run used it "
+                                         "(by `invoke clean` or `invoke down`?)") from None
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.1)
 
     def start_service(self, service: Service) -> ServiceResult:
         """Start a background program and wait, on its host, until it is ready."""
@@ -259,7 +278,7 @@ class Lab:
         result = self.exec(service.host, commands.service_argv(service, render), user=service.user)
         outcome = ServiceResult(service.name, service.host, str(service.command), ready=result.ok)
         if not result.ok:
-            self._require_host(service.host)
+            self._require_host(service.host, result)
             why = ("it exited before it was ready" if result.exit_code == commands.READY_EXIT_GONE
                    else "it did not become ready in time")
             outcome.detail = f"service {service.name!r} on {service.host}: {why}. {result.stderr.strip()}"

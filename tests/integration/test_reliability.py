@@ -19,7 +19,7 @@ import pytest
 
 import docker
 from socklab import runner, scenario
-from socklab.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from socklab.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK
 from socklab.results import Status
 from tests.conftest import ROOT, invoke, labelled, remove_labelled
 
@@ -202,10 +202,8 @@ def test_clean_during_a_run_ends_it_with_a_clear_error(engine, tmp_path: Path) -
         wait_until_up(name, run)
         assert invoke("clean").returncode == EXIT_OK
         out, err = run.communicate(timeout=60)
-        # 2: the run saw its hosts gone; 0: it had just finished. Known gap: a probe killed by the removal
-        # while the engine still lists its host as running is judged a failed check (1, "exit 137").
-        killed_mid_check = run.returncode == EXIT_CHECK_FAILED and "reported no result (exit 137)" in out + err
-        assert run.returncode in (EXIT_BAD_INPUT, EXIT_OK) or killed_mid_check, out + err
+        # 2: the run saw its hosts go, whatever it was doing; 0: it had just finished. Never a failed check.
+        assert run.returncode in (EXIT_BAD_INPUT, EXIT_OK), out + err
         assert "Traceback" not in err
         assert labelled(f"socklab.scenario={name}") == []
     finally:

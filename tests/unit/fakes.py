@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from socklab.backend import ExecResult, HostHandle, HostInfo, Interface, LabSummary
+from socklab.errors import SocklabError
 from socklab.model import Host, Network
 
 Answer = Callable[[str, list[str], str], ExecResult]
@@ -30,6 +31,8 @@ class FakeBackend:
         self.answer = answer or (lambda host, argv, user: ok())
         self.calls: list[tuple[Any, ...]] = []
         self.alive: set[str] = set()
+        self.removal_seen_after: dict[str, int] = {}
+        """host -> how many more lookups still find it running, for a host removed under the run."""
 
     def ensure_image(self, progress: Callable[[str], None]) -> str:
         self.calls.append(("ensure_image",))
@@ -74,6 +77,11 @@ class FakeBackend:
         return []
 
     def find_host(self, host: str, lab_id: str | None = None) -> HostHandle:
+        self.calls.append(("find_host", host))
+        if host in self.removal_seen_after:
+            if self.removal_seen_after[host] == 0:
+                raise SocklabError(f"no host {host!r} in lab {lab_id}")
+            self.removal_seen_after[host] -= 1
         return HostHandle(lab_id or "lab", host, f"id-{host}")
 
     def shell(self, handle: HostHandle, argv: Sequence[str], *, user: str) -> int:

@@ -87,6 +87,30 @@ def test_a_program_that_reports_nothing_is_an_error_not_a_guess() -> None:
     assert "time limit" in result.checks[0].detail
 
 
+def test_a_probe_killed_by_a_host_removal_is_the_environments_fault_even_if_the_engine_lags() -> None:
+    """``invoke clean`` elsewhere kills the probe (137) while the engine still lists its host for a moment."""
+    def killed_on_client(host: str, argv: list[str], user: str) -> ExecResult:
+        return ExecResult(137, "", "") if "nodes.probe" in argv and host == "client" else kernel_like(host, argv, user)
+
+    backend = FakeBackend(killed_on_client)
+    backend.removal_seen_after["client"] = 3
+    with pytest.raises(EnvironmentProblem, match="'client' .* was removed while the run used it"):
+        runner.run([scenario()], backend)
+    assert backend.alive == set()
+
+
+def test_a_program_that_fails_on_a_running_host_is_judged_at_once() -> None:
+    def crashes(host: str, argv: list[str], user: str) -> ExecResult:
+        return ExecResult(1, "", "Traceback ...") if "nodes.probe" in argv else ok()
+
+    backend = FakeBackend(crashes)
+    started = time.monotonic()
+    (result,) = runner.run([scenario()], backend).scenarios
+    assert {c.observed for c in result.checks} == {"error"}
+    assert time.monotonic() - started < 1, "only a command cut short waits for the engine to show a removal"
+    assert [call[1] for call in backend.calls if call[0] == "find_host"] == ["server", "client"]
+
+
 def test_a_service_that_never_gets_ready_fails_the_scenario_and_still_tears_down() -> None:
     def stuck(host: str, argv: list[str], user: str) -> ExecResult:
         if "nodes.ready" in " ".join(argv):
