@@ -77,6 +77,7 @@ from nodes.appmsg import (
     search_request,
 )
 from nodes.cli import (
+    OUT_OF_DESCRIPTORS,
     add_client_arguments,
     add_listen_arguments,
     add_quiet_argument,
@@ -96,7 +97,6 @@ from nodes.outcomes import Outcome
 RECV_SIZE = 65536
 ACCEPT_BATCH = 128  # accepts per readiness event, so that waiting clients get their turn too
 CLIENT_MAX_CONTENT = 64 << 20  # a client trusts its server more, but not without limit
-OUT_OF_DESCRIPTORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 # Non-blocking per call: saves the ioctl that setblocking(False) costs on every accepted socket.
 DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE

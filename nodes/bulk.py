@@ -55,6 +55,7 @@ from nodes.cli import (
     add_client_arguments,
     add_listen_arguments,
     connect,
+    datagram_size,
     elapsed_ms,
     failure,
     listener,
@@ -282,13 +283,6 @@ def client(args: argparse.Namespace) -> int:
     return 0
 
 
-def datagram_size(text: str) -> int:
-    size = positive_int(text)
-    if not DATAGRAM_HEAD.size <= size <= 65507:
-        raise argparse.ArgumentTypeError(f"{size}: give {DATAGRAM_HEAD.size} to 65507 bytes")
-    return size
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m nodes.bulk", description=__doc__.split("\n\n")[0])
     commands = p.add_subparsers(dest="command", required=True, metavar="{serve,client}")
@@ -306,7 +300,7 @@ def parser() -> argparse.ArgumentParser:
                    help="TCP: bytes to send (default: 10000000)")
     c.add_argument("--count", type=positive_int, default=1000, metavar="N",
                    help="UDP: datagrams to send (default: 1000)")
-    c.add_argument("--size", type=datagram_size, default=1400, metavar="BYTES",
+    c.add_argument("--size", type=datagram_size(DATAGRAM_HEAD.size), default=1400, metavar="BYTES",
                    help=f"UDP: bytes per datagram, {DATAGRAM_HEAD.size} to 65507 (default: 1400)")
     c.add_argument("--interval", type=non_negative_seconds, default=0.0, metavar="S",
                    help="UDP: pause between datagrams (default: 0, as fast as the socket takes them)")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -81,6 +82,21 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
     return value
+
+
+MAX_UDP_PAYLOAD = 65507  # an IPv4 datagram's 65535 bytes less its IP and UDP headers
+
+
+def datagram_size(header: int) -> Callable[[str], int]:
+    """An argparse type: a UDP payload size that holds the program's ``header`` and fits one datagram."""
+
+    def size(text: str) -> int:
+        value = positive_int(text)
+        if not header <= value <= MAX_UDP_PAYLOAD:
+            raise argparse.ArgumentTypeError(f"{value}: give {header} to {MAX_UDP_PAYLOAD} bytes")
+        return value
+
+    return size
 
 
 def add_client_arguments(parser: argparse.ArgumentParser, default_timeout: float = 5.0) -> None:
@@ -165,6 +181,10 @@ def failure(exc: BaseException) -> dict[str, Any]:
 def elapsed_ms(started: float) -> float:
     """Milliseconds since a ``time.perf_counter()`` reading, rounded to microseconds."""
     return round((time.perf_counter() - started) * 1000, 3)
+
+
+OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+"""accept() errors that mean "no room for another socket now", not "that client is gone"."""
 
 
 def raise_fd_limit(log: logging.Logger | None = None) -> int:

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nodes.cli import (
+    OUT_OF_DESCRIPTORS,
     add_client_arguments,
     add_listen_arguments,
     add_quiet_argument,
@@ -68,7 +69,6 @@ BUFSIZE = 65536
 MAX_OWED = 1 << 20  # bytes a connection may owe its client before the server stops reading from it
 ACCEPT_BATCH = 256  # accepts per readiness event, so connected clients get their turn too
 SWEEP_SECONDS = 1.0  # how often idle connections are looked for
-OUT_OF_DESCRIPTORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 DEFAULT_MESSAGES = ["Message 1 from client.", "Message 2 from client."]
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 

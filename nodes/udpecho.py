@@ -52,6 +52,7 @@ from nodes.cli import (
     add_client_arguments,
     add_listen_arguments,
     add_quiet_argument,
+    datagram_size,
     elapsed_ms,
     fail,
     failure,
@@ -267,13 +268,6 @@ def client(args: argparse.Namespace) -> int:
     return 0
 
 
-def datagram_size(text: str) -> int:
-    size = positive_int(text)
-    if not SEQUENCE.size <= size <= 65507:
-        raise argparse.ArgumentTypeError(f"{size}: give {SEQUENCE.size} to 65507 bytes")
-    return size
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m nodes.udpecho", description=__doc__.split("\n\n")[0])
     commands = p.add_subparsers(dest="command", required=True, metavar="{serve,client}")
@@ -292,7 +286,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--interval", type=non_negative_seconds, default=0.001, metavar="S",
                    help="with --count: seconds between datagrams (default: 0.001; 0 sends as fast as the "
                    "socket allows, and UDP has no flow control: expect loss)")
-    c.add_argument("--size", type=datagram_size, default=64, metavar="BYTES",
+    c.add_argument("--size", type=datagram_size(SEQUENCE.size), default=64, metavar="BYTES",
                    help="with --count: bytes per datagram, 8 to 65507 (default: 64)")
     return p
 
