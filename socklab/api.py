@@ -8,7 +8,6 @@ validated before the backend is touched, so bad input creates nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from socklab import capture as capture_commands
@@ -19,7 +18,7 @@ from socklab.errors import Problem, ScenarioError
 from socklab.interrupts import Interruptions, calling_on_signals
 from socklab.lab import Lab
 from socklab.model import Scenario
-from socklab.results import RunResult, ServiceResult
+from socklab.results import RunningLab, RunResult
 
 
 def default_backend() -> Backend:
@@ -49,17 +48,6 @@ def run(
     result = runner.run(scenarios, backend or default_backend(), jobs=jobs, listener=listener, capture=capture)
     reports.write(result, reports.new_folder(results_root))
     return result
-
-
-@dataclass
-class RunningLab:
-    """What ``up`` leaves behind: enough to find the lab again and use it."""
-
-    lab_id: str
-    scenario: str
-    hosts: dict[str, dict[str, dict[str, str | None]]]
-    services: list[ServiceResult] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
 
 def up(scenario: Scenario, *, backend: Backend | None = None,

@@ -18,13 +18,13 @@ from rich.table import Table
 from rich.text import Text
 
 from socklab import events
-from socklab.api import RunningLab
 from socklab.backend import LabSummary
 from socklab.benchmarks import Figure
 from socklab.model import Probe, Scenario
-from socklab.results import CheckResult, RunResult, ScenarioResult, Status
+from socklab.results import Addresses, RunningLab, RunResult, ScenarioResult, Status, evidence_facts
 
-VERDICT = {Status.PASSED: "[green]passed[/]", Status.FAILED: "[red]failed[/]", Status.SKIPPED: "[yellow]skipped[/]"}
+VERDICT = {Status.PENDING: "[dim]running[/]", Status.PASSED: "[green]passed[/]", Status.FAILED: "[red]failed[/]",
+           Status.SKIPPED: "[yellow]skipped[/]"}
 
 
 class LiveProgress:
@@ -72,19 +72,8 @@ class LiveProgress:
 
 
 def _finished_line(result: ScenarioResult) -> str:
-    held = sum(c.passed for c in result.checks)
-    return (f"{VERDICT[result.status]} {escape(result.name)}: {held}/{len(result.checks)} checks held "
+    return (f"{VERDICT[result.status]} {escape(result.name)}: {result.held}/{len(result.checks)} checks held "
             f"in {result.seconds:.1f} s" + (f" - {escape(result.error.splitlines()[0])}" if result.error else ""))
-
-
-def _evidence(check: CheckResult) -> str:
-    evidence = check.evidence
-    parts = [str(evidence[k]) for k in ("errno",) if evidence.get(k)]
-    if evidence.get("peer"):
-        parts.append(f"peer {evidence['peer']}")
-    if "elapsed_ms" in evidence:
-        parts.append(f"{evidence['elapsed_ms']:.1f} ms")
-    return ", ".join(parts)
 
 
 def print_run(console: Console, run: RunResult) -> None:
@@ -97,37 +86,32 @@ def print_run(console: Console, run: RunResult) -> None:
         for check in scenario.checks:
             style = "green" if check.passed else "bold red"
             table.add_row(scenario.name, escape(check.name), check.host, check.expected,
-                          f"[{style}]{check.observed}[/]", escape(_evidence(check)))
+                          f"[{style}]{check.observed}[/]", escape(", ".join(evidence_facts(check.evidence))))
     console.print(table)
     for scenario in run.scenarios:
         for check in scenario.checks:
             if not check.passed:
                 console.print(f"[red]✘ {escape(scenario.name)} / {escape(check.name)}[/]: {escape(check.detail)}\n"
                               f"  on {check.host}: [dim]{escape(check.action)}[/]", soft_wrap=True)
-        if scenario.error and scenario.status == Status.FAILED:
+        if scenario.not_ready:
             console.print(f"[red]✘ {escape(scenario.name)}[/]: {escape(scenario.error)}", soft_wrap=True)
-    checks = [c for s in run.scenarios for c in s.checks]
-    failed = sum(not c.passed for c in checks)
-    broken = sum(bool(s.error) for s in run.scenarios if s.status == Status.FAILED)
-    if run.interrupted:
-        summary = "[yellow]interrupted[/]: every lab was torn down"
-    elif failed or broken:
-        summary = f"[red]{failed} of {len(checks)} checks failed[/]" + (f", {broken} labs not ready" if broken else "")
+    summary = run.summary
+    if summary.interrupted:
+        headline = "[yellow]interrupted[/]: every lab was torn down"
     else:
-        summary = f"[green]all {len(checks)} checks of {len(run.scenarios)} scenarios held[/]"
-    console.print(f"{summary} in {run.seconds:.1f} s. Results: {run.results_dir}", soft_wrap=True)
+        headline = f"[{'red' if run.exit_status else 'green'}]{escape(summary.headline)}[/]"
+    console.print(f"{headline} in {summary.seconds:.1f} s. Results: {run.results_dir}", soft_wrap=True)
 
 
 def print_grades(console: Console, run: RunResult) -> None:
     """Grading mode: per implementation, how many checks it passed, and what caught it."""
-    for grade in run.grades().values():
-        total = len(grade["passed"]) + len(grade["failed"])
-        colour = "green" if not grade["failed"] and not grade["labs_not_ready"] else "red"
-        console.print(f"[bold]{escape(grade['role'])}[/] = {escape(grade['file'])}: "
-                      f"[{colour}]{len(grade['passed'])} of {total} checks held[/]", soft_wrap=True)
-        for caught in grade["failed"]:
+    for grade in run.grades():
+        colour = "green" if grade.clean else "red"
+        console.print(f"[bold]{escape(grade.role)}[/] = {escape(grade.file)}: "
+                      f"[{colour}]{len(grade.passed)} of {grade.total} checks held[/]", soft_wrap=True)
+        for caught in grade.failed:
             console.print(f"  caught by {escape(caught)}", soft_wrap=True)
-        for broken in grade["labs_not_ready"]:
+        for broken in grade.labs_not_ready:
             console.print(f"  lab not ready: {escape(broken)}", soft_wrap=True)
 
 
@@ -170,8 +154,8 @@ def print_lab(console: Console, lab: RunningLab) -> None:
     for column in ("host", "network", "IPv4", "IPv6"):
         table.add_column(column)
     for host, networks in lab.hosts.items():
-        for network, address in networks.items() or {"-": {}}.items():
-            table.add_row(host, network, address.get("ipv4") or "", address.get("ipv6") or "")
+        for network, address in networks.items() or {"-": Addresses()}.items():
+            table.add_row(host, network, address.ipv4 or "", address.ipv6 or "")
     console.print(table)
     for service in lab.services:
         console.print(f"service {service.name} on {service.host}: {escape(service.command)} [green]ready[/]")
@@ -179,7 +163,7 @@ def print_lab(console: Console, lab: RunningLab) -> None:
         console.print(f"[dim]{escape(note)}[/]")
     first = next(iter(lab.hosts))
     console.print(f"Next: `invoke shell {first}`, `invoke exec {first} -- ip address`, "
-                  f"and `invoke down` when done.")
+                  f"and `invoke down --lab {lab.lab_id}` when done.")
 
 
 def print_labs(console: Console, labs: Sequence[LabSummary]) -> None:

@@ -13,67 +13,56 @@ the runner, the invoke tasks and the pytest plugin all go through it.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import secrets
 import shlex
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
-from socklab import capture, commands, events, preparation, programs, refs
+from socklab import capture, commands, events, preparation, programs
+from socklab.addressing import AddressBook
 from socklab.backend import Backend, ExecResult, HostInfo
 from socklab.concurrency import parallel_map
 from socklab.constants import LAB_HOME, LAB_USER
 from socklab.errors import EnvironmentProblem, LabError, SocklabError
 from socklab.interrupts import Interruptions
 from socklab.model import Command, Host, Network, Probe, Service
-from socklab.results import ServiceResult
+from socklab.results import HostAddresses, Observation, ServiceResult
 
 TIMED_OUT = 124  # coreutils timeout's status for a command it had to stop
 CUT_SHORT = (126, 137)  # a command the engine could not start, or that SIGKILL ended: what a host removal does
 REMOVAL_SETTLES = 3.0  # s the engine may take, after killing a host's commands, to stop listing it as running
 
 
-@dataclass
-class Observation:
-    """What one client program reported: an outcome word and its evidence."""
-
-    outcome: str
-    evidence: dict[str, Any] = field(default_factory=dict)
-    detail: str = ""
-    command: str = ""
-    reported: bool = True
-    """False if the program printed no result at all (crashed, overran, or was killed)."""
-
-    @classmethod
-    def read(cls, result: ExecResult, argv: Sequence[str]) -> Observation:
-        """Parse the program's one JSON line; a program that reported nothing is an error."""
-        command = shlex.join(argv[argv.index("python3"):] if "python3" in argv else argv)
-        for line in reversed(result.stdout.strip().splitlines()):
-            try:
-                evidence = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(evidence, dict) and "outcome" in evidence:
-                return cls(str(evidence["outcome"]), evidence, "", command)
-        if result.exit_code == TIMED_OUT:
-            reason = "the program overran its time limit and was stopped"
-        else:
-            reason = f"the program reported no result (exit {result.exit_code})"
-        stderr = result.stderr.strip()[-800:]
-        return cls("error", {"exit_code": result.exit_code}, f"{reason}{': ' + stderr if stderr else ''}", command,
-                   reported=False)
+def observe(result: ExecResult, argv: Sequence[str]) -> Observation:
+    """Read a client program's one JSON line; a program that reported nothing is an error, never a guess."""
+    command = shlex.join(argv[argv.index("python3"):] if "python3" in argv else argv)
+    for line in reversed(result.stdout.strip().splitlines()):
+        try:
+            evidence = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(evidence, dict) and "outcome" in evidence:
+            return Observation(str(evidence["outcome"]), evidence, "", command)
+    if result.exit_code == TIMED_OUT:
+        reason = "the program overran its time limit and was stopped"
+    else:
+        reason = f"the program reported no result (exit {result.exit_code})"
+    stderr = result.stderr.strip()[-800:]
+    return Observation("error", {"exit_code": result.exit_code}, f"{reason}{': ' + stderr if stderr else ''}",
+                       command, reported=False)
 
 
 class Lab:
     def __init__(self, backend: Backend, lab_id: str, networks: Mapping[str, Network], hosts: Mapping[str, Host],
-                 infos: Mapping[str, HostInfo]) -> None:
+                 infos: Mapping[str, HostInfo], prepared: Mapping[str, preparation.Prepared] | None = None) -> None:
         self.backend, self.id = backend, lab_id
         self.networks, self.hosts, self.infos = dict(networks), dict(hosts), dict(infos)
-        self.notes: list[str] = []  # what preparation said (which impairment mechanism, say)
-        self._live: dict[str, dict[str, dict[str, str]]] = {}  # host -> network -> iface, link_local
+        prepared = prepared or {}
+        self.notes = sorted(note for host in prepared.values() for note in host.notes)  # which impairment, say
+        self.book = AddressBook(infos, {host: found.links for host, found in prepared.items()})
 
     @classmethod
     @contextlib.contextmanager
@@ -102,15 +91,15 @@ class Lab:
         try:
             guard.checkpoint()
             listener(events.PhaseStarted(name, "hosts"))
-            archive, said = programs.archive(extra_files), []
+            archive, prepared = programs.archive(extra_files), {}
 
             def get_ready(info: HostInfo) -> None:  # on each host's thread, as soon as it runs
-                said.extend(preparation.install(backend, info, hosts[info.handle.host], dict(networks), archive))
+                host = info.handle.host
+                prepared[host] = preparation.install(backend, info, hosts[host], dict(networks), archive)
 
             with guard.holding():  # a signal now could leave a host being created after the teardown
                 infos = backend.create_lab(lab_id, name, networks.values(), hosts.values(), on_started=get_ready)
-            lab = cls(backend, lab_id, networks, hosts, infos)
-            lab.notes = sorted(said)
+            lab = cls(backend, lab_id, networks, hosts, infos, prepared)
             guard.checkpoint()
             listener(events.PhaseStarted(name, "setup"))
             with guard.holding():
@@ -126,63 +115,13 @@ class Lab:
 
     # -- addresses -------------------------------------------------------------
 
-    def addresses(self) -> dict[str, dict[str, dict[str, str | None]]]:
+    def addresses(self) -> HostAddresses:
         """Every host's addresses on every network, for reports and ``invoke up``."""
-        return {
-            host: {net: {"ipv4": i.ipv4, "ipv6": i.ipv6, "subnet4": i.subnet4, "subnet6": i.subnet6}
-                   for net, i in info.interfaces.items()}
-            for host, info in self.infos.items()
-        }
-
-    def resolve(self, ref: refs.Ref, on_host: str | None = None) -> str:
-        """The value of ``{host.network.attribute}``, as seen from ``on_host``.
-
-        A link-local address only means something with a scope, and the scope
-        is the interface of the host that uses the address: the same
-        ``{server.lan.link_local}`` reads ``fe80::...%eth1`` on a client
-        whose lan interface is eth1.
-        """
-        if ref.host is None:
-            return self._network_attribute(ref)
-        interface = self.infos[ref.host].interfaces[ref.network]
-        if ref.attribute == "ipv4":
-            return interface.ipv4 or ""
-        if ref.attribute == "ipv6":
-            return interface.ipv6 or ""
-        live = self._interface_names(ref.host)[ref.network]
-        if ref.attribute == "iface":
-            return live["iface"]
-        if ref.attribute == "link_local_address":
-            return live["link_local"]
-        viewer = on_host if on_host and ref.network in self.infos[on_host].interfaces else ref.host
-        return f"{live['link_local']}%{self._interface_names(viewer)[ref.network]['iface']}"
-
-    def _network_attribute(self, ref: refs.Ref) -> str:
-        """A network's subnets, as the engine allocated them, and an address of it that no host has."""
-        interface = next(i.interfaces[ref.network] for i in self.infos.values() if ref.network in i.interfaces)
-        subnet = interface.subnet6 if ref.attribute.endswith("6") else interface.subnet4
-        if ref.attribute.startswith("subnet") or subnet is None:
-            return subnet or ""
-        return str(ipaddress.ip_network(subnet).network_address + refs.UNUSED_HOST_NUMBER)
+        return self.book.addresses()
 
     def render(self, text: str, on_host: str | None = None) -> str:
-        return refs.render(text, lambda ref: self.resolve(ref, on_host))
-
-    def _interface_names(self, host: str) -> dict[str, dict[str, str]]:
-        """Interface names and link-local addresses, read from the host (once) when first needed."""
-        if host not in self._live:
-            result = self.exec(host, ["ip", "-j", "address", "show"])
-            by_address = {i.ipv4: net for net, i in self.infos[host].interfaces.items()}
-            live: dict[str, dict[str, str]] = {}
-            for link in json.loads(result.stdout or "[]"):
-                addresses = link.get("addr_info", [])
-                network = next((by_address[a["local"]] for a in addresses if a.get("local") in by_address), None)
-                if network:
-                    link_local = next((a["local"] for a in addresses
-                                       if a.get("family") == "inet6" and a.get("scope") == "link"), "")
-                    live[network] = {"iface": link["ifname"], "link_local": link_local}
-            self._live[host] = live
-        return self._live[host]
+        """``text`` with its references (``{server.lan.ipv4}``) replaced, as seen from ``on_host``."""
+        return self.book.render(text, on_host)
 
     # -- running things on hosts -------------------------------------------------
 
@@ -246,7 +185,7 @@ class Lab:
         check would mislead, so that case raises ``EnvironmentProblem``.
         """
         result = self.exec(host, argv, user=user)
-        seen = Observation.read(result, argv)
+        seen = observe(result, argv)
         if not seen.reported:
             self._require_host(host, result)
         return seen

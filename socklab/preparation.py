@@ -19,17 +19,24 @@ other hosts' addresses), in a second script.
    the kernel chose with ``nodad`` ends the wait; there is nobody on a lab
    network to clash with.
 3. Link conditions declared on the host's networks (``socklab.impairments``).
+4. The host reports its interfaces (``ip -j address show``, after step 2
+   settled the link-local addresses), so that the lab knows every interface
+   name and fe80:: address without ever asking again (``socklab.addressing``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from socklab import impairments
+from socklab.addressing import Link, links_from_ip
 from socklab.backend import Backend, HostInfo, Interface
 from socklab.constants import NODES_PARENT
 from socklab.errors import LabError
 from socklab.model import Host, Network
 
 COMMENT = "socklab: the engine's host is not part of the lab"
+INTERFACES_MARK = "socklab-interfaces "  # starts the one line of the script's output that is not a note
 NO_DAD = ("ip -6 -o addr show scope link tentative | while read -r _ dev _ address _; do "
           "ip -6 addr del \"$address\" dev \"$dev\" && ip -6 addr add \"$address\" dev \"$dev\" nodad; done")
 
@@ -49,14 +56,29 @@ def script(host: Host, interfaces: dict[str, Interface], networks: dict[str, Net
         address = interfaces[name].ipv4
         if address:
             lines += impairments.commands(address, name, networks[name].conditions)
+    lines.append(f"printf '%s' '{INTERFACES_MARK}'; ip -j address show")
     return "\n".join(lines)
 
 
-def install(backend: Backend, info: HostInfo, host: Host, networks: dict[str, Network], archive: bytes) -> list[str]:
-    """Prepare one host (the script above, nodes/ on its stdin); return what it said, or raise LabError."""
+@dataclass
+class Prepared:
+    """What a host said while it was readied: notes for the report, and its interfaces by network."""
+
+    notes: list[str] = field(default_factory=list)
+    links: dict[str, Link] = field(default_factory=dict)
+
+
+def install(backend: Backend, info: HostInfo, host: Host, networks: dict[str, Network], archive: bytes) -> Prepared:
+    """Prepare one host (the script above, nodes/ on its stdin), or raise LabError."""
     result = backend.exec(info.handle, ["sh", "-c", script(host, info.interfaces, networks)], user="root",
                           stdin=archive)
     if not result.ok:
         raise LabError(f"preparing host {host.name!r} failed (exit {result.exit_code}): "
                        f"{(result.stderr or result.stdout).strip()[-800:]}")
-    return [f"{host.name}: {line}" for line in result.stdout.splitlines() if line.strip()]
+    prepared = Prepared()
+    for line in result.stdout.splitlines():
+        if line.startswith(INTERFACES_MARK):
+            prepared.links = links_from_ip(line.removeprefix(INTERFACES_MARK), info.interfaces)
+        elif line.strip():
+            prepared.notes.append(f"{host.name}: {line}")
+    return prepared

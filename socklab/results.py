@@ -1,7 +1,10 @@
-"""What a run observed: plain data that every report is written from.
+"""What a run observed: plain records that every report is written from.
 
-``report.json`` is these objects as JSON and is the source of truth; JUnit,
-HTML and the console table are views of it.
+Data flows one way: the lab observes (``Observation``), the verdicts judge
+(``CheckResult``), the runner collects (``ScenarioResult``, ``RunResult``),
+and the views (console, report.json, JUnit, HTML) only read these records.
+Nothing here knows about Docker, TOML or how a page looks. ``report.json``
+is these objects as JSON and is the source of truth.
 """
 
 from __future__ import annotations
@@ -14,9 +17,60 @@ from socklab.errors import EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
 
 class Status(StrEnum):
+    PENDING = "pending"  # not concluded yet: the scenario is still running
     PASSED = "passed"  # every check observed what it expected
     FAILED = "failed"  # a check observed something else, or the lab could not be readied
     SKIPPED = "skipped"  # not run: the run was interrupted first
+
+
+@dataclass(frozen=True)
+class Addresses:
+    """A host's addresses on one network, as the engine gave them."""
+
+    ipv4: str | None = None
+    ipv6: str | None = None
+    subnet4: str | None = None
+    subnet6: str | None = None
+
+    def shown(self) -> tuple[str, ...]:
+        """The addresses a person looks for, IPv4 first."""
+        return tuple(a for a in (self.ipv4, self.ipv6) if a)
+
+
+HostAddresses = dict[str, dict[str, Addresses]]
+"""host -> network -> addresses, in the scenario's order."""
+
+
+def evidence_facts(evidence: dict[str, Any]) -> list[str]:
+    """The few facts of a client's result that a person reads first: errno, peer, elapsed time."""
+    facts = [str(evidence["errno"])] if evidence.get("errno") else []
+    if evidence.get("peer"):
+        facts.append(f"peer {evidence['peer']}")
+    if isinstance(evidence.get("elapsed_ms"), int | float):
+        facts.append(f"{evidence['elapsed_ms']:.1f} ms")
+    return facts
+
+
+@dataclass
+class Observation:
+    """What one client program reported: an outcome word and its evidence.
+
+    Shown in an assertion message (``assert seen.outcome == "echoed", seen``)
+    it says what happened in one line: outcome, errno, peer, time, and why.
+    """
+
+    outcome: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    detail: str = ""
+    command: str = ""
+    reported: bool = True
+    """False if the program printed no result at all (crashed, overran, or was killed)."""
+
+    def __str__(self) -> str:
+        facts = evidence_facts(self.evidence)
+        why = self.detail or self.evidence.get("detail") or ""
+        text = self.outcome + (f" ({', '.join(facts)})" if facts else "") + (f": {why}" if why else "")
+        return text + (f" [{self.command}]" if self.command else "")
 
 
 @dataclass
@@ -53,9 +107,9 @@ class ScenarioResult:
     explains: str
     try_next: str = ""
     lab_id: str = ""
-    status: Status = Status.SKIPPED
-    error: str = ""  # why the lab could not be readied, if it could not
-    hosts: dict[str, dict[str, dict[str, str | None]]] = field(default_factory=dict)  # host -> network -> addresses
+    status: Status = Status.PENDING
+    error: str = ""  # why the lab could not be readied, or why the scenario was not run
+    hosts: HostAddresses = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what the hosts said while being prepared
     implementations: dict[str, str] = field(default_factory=dict)  # role -> file, when grading
     services: list[ServiceResult] = field(default_factory=list)
@@ -68,6 +122,66 @@ class ScenarioResult:
         """Passed only if the lab came up and every check held."""
         held = bool(self.checks) and all(c.passed for c in self.checks)
         self.status = Status.PASSED if held and not self.error else Status.FAILED
+
+    @property
+    def held(self) -> int:
+        return sum(c.passed for c in self.checks)
+
+    @property
+    def not_ready(self) -> bool:
+        """The lab could not be readied (as opposed to: not run at all)."""
+        return bool(self.error) and self.status == Status.FAILED
+
+
+@dataclass
+class Grade:
+    """Grading mode: how one implementation (``role=file``) did on the checks it was run against."""
+
+    role: str
+    file: str
+    passed: list[str] = field(default_factory=list)  # "scenario / check"
+    failed: list[str] = field(default_factory=list)
+    labs_not_ready: list[str] = field(default_factory=list)  # "scenario: why"
+
+    @property
+    def total(self) -> int:
+        return len(self.passed) + len(self.failed)
+
+    @property
+    def clean(self) -> bool:
+        """Every check held and every lab came up."""
+        return not self.failed and not self.labs_not_ready
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """The counts a person reads first, computed once for every view."""
+
+    scenarios: int
+    passed: int  # scenarios
+    failed: int
+    skipped: int
+    checks: int
+    held: int
+    not_ready: int  # labs that could not be readied
+    interrupted: bool
+    seconds: float
+
+    @property
+    def checks_failed(self) -> int:
+        return self.checks - self.held
+
+    @property
+    def headline(self) -> str:
+        """One sentence a person can read from across the room."""
+        if self.interrupted:
+            return "Interrupted before every scenario ran"
+        if self.checks_failed or self.not_ready:
+            parts = [f"{self.checks_failed} of {self.checks} checks failed"] if self.checks_failed else []
+            if self.not_ready:
+                parts.append(f"{self.not_ready} lab{'s' if self.not_ready != 1 else ''} could not be readied")
+            return ", ".join(parts)
+        return f"All {self.checks} checks of {self.scenarios} scenarios held"
 
 
 @dataclass
@@ -84,26 +198,47 @@ class RunResult:
             return EXIT_INTERRUPTED
         return EXIT_OK if all(s.status == Status.PASSED for s in self.scenarios) else EXIT_CHECK_FAILED
 
-    def grades(self) -> dict[str, dict[str, Any]]:
+    @property
+    def summary(self) -> RunSummary:
+        statuses = [s.status for s in self.scenarios]
+        checks = [c for s in self.scenarios for c in s.checks]
+        return RunSummary(
+            scenarios=len(self.scenarios), passed=statuses.count(Status.PASSED),
+            failed=statuses.count(Status.FAILED), skipped=statuses.count(Status.SKIPPED),
+            checks=len(checks), held=sum(c.passed for c in checks),
+            not_ready=sum(s.not_ready for s in self.scenarios), interrupted=self.interrupted, seconds=self.seconds,
+        )
+
+    def grades(self) -> list[Grade]:
         """For each implementation graded (``role=file``): which checks it passed and which caught it."""
-        grades: dict[str, dict[str, Any]] = {}
+        grades: dict[tuple[str, str], Grade] = {}
         for scenario in self.scenarios:
             for role, source in scenario.implementations.items():
-                grade = grades.setdefault(f"{role}={source}", {"role": role, "file": source, "passed": [],
-                                                               "failed": [], "labs_not_ready": []})
+                grade = grades.setdefault((role, source), Grade(role, source))
                 if scenario.error:
-                    grade["labs_not_ready"].append(f"{scenario.name}: {scenario.error.splitlines()[0]}")
+                    grade.labs_not_ready.append(f"{scenario.name}: {scenario.error.splitlines()[0]}")
                 for check in scenario.checks:
-                    grade["passed" if check.passed else "failed"].append(f"{scenario.name} / {check.name}")
-        return grades
+                    (grade.passed if check.passed else grade.failed).append(f"{scenario.name} / {check.name}")
+        return list(grades.values())
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON report: packet captures appear by file name, their bytes go to files of their own."""
         data = asdict(self)
-        data["grades"] = self.grades()
+        data["grades"] = {f"{g.role}={g.file}": asdict(g) for g in self.grades()}
         for scenario, result in zip(data["scenarios"], self.scenarios, strict=True):
             scenario["captures"] = [f"captures/{result.name}/{name}.pcap" for name in result.captures]
             for check, check_result in zip(scenario["checks"], result.checks, strict=True):
                 check["passed"] = check_result.passed
         data["exit_status"] = self.exit_status
         return data
+
+
+@dataclass
+class RunningLab:
+    """What ``invoke up`` leaves behind: enough to find the lab again and use it."""
+
+    lab_id: str
+    scenario: str
+    hosts: HostAddresses
+    services: list[ServiceResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)

@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from socklab.lab import Observation
 from socklab.model import Check, Expectation
-from socklab.results import CheckResult
+from socklab.results import CheckResult, Observation
 
 Render = Callable[[str], str]
 

@@ -12,16 +12,15 @@ from __future__ import annotations
 import datetime
 import json
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from html import escape
 from typing import Any
 from urllib.parse import quote
 
 from socklab.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from socklab.results import CheckResult, RunResult, ScenarioResult, ServiceResult, Status
+from socklab.results import Addresses, CheckResult, HostAddresses, RunResult, ScenarioResult, ServiceResult, Status
 
-Hosts = dict[str, dict[str, dict[str, str | None]]]  # host -> network -> {ipv4, ipv6, subnet4, subnet6}
+Hosts = HostAddresses
 
 EXIT_MEANINGS = {
     EXIT_OK: "every check held",
@@ -62,15 +61,13 @@ def _summary(run: RunResult) -> str:
     status = run.exit_status
     tone = {EXIT_OK: "pass", EXIT_INTERRUPTED: "skip"}.get(status, "fail")
     meaning = EXIT_MEANINGS.get(status, "see the console output")
-    counts = _count(s.status for s in run.scenarios)
-    checks = [c for s in run.scenarios for c in s.checks]
-    held = sum(c.passed for c in checks)
+    summary = run.summary
     tiles = [
         ("Started", f"<time datetime=\"{_e(run.started)}\">{_e(_when(run.started))}</time>"),
         ("Took", _e(_duration(run.seconds))),
-        ("Scenarios", _tally([(counts[Status.PASSED], "passed", "pass"), (counts[Status.FAILED], "failed", "fail"),
-                              (counts[Status.SKIPPED], "skipped", "skip")])),
-        ("Checks", _tally([(held, "held", "pass"), (len(checks) - held, "failed", "fail")])),
+        ("Scenarios", _tally([(summary.passed, "passed", "pass"), (summary.failed, "failed", "fail"),
+                              (summary.skipped, "skipped", "skip")])),
+        ("Checks", _tally([(summary.held, "held", "pass"), (summary.checks_failed, "failed", "fail")])),
     ]
     tile_html = "".join(f"<div class=\"tile\"><div class=\"label\">{label}</div>"
                         f"<div class=\"value\">{value}</div></div>" for label, value in tiles)
@@ -83,24 +80,7 @@ def _summary(run: RunResult) -> str:
 
 
 def _verdict_line(run: RunResult) -> str:
-    """One sentence a person can read from across the room."""
-    checks = [c for s in run.scenarios for c in s.checks]
-    failed = sum(not c.passed for c in checks)
-    broken = sum(bool(s.error) and s.status == Status.FAILED for s in run.scenarios)
-    if run.interrupted:
-        return "Interrupted before every scenario ran"
-    if failed or broken:
-        parts = [f"{failed} of {len(checks)} checks failed"] if failed else []
-        parts += [f"{broken} lab{'s' if broken != 1 else ''} could not be readied"] if broken else []
-        return ", ".join(parts)
-    return f"All {len(checks)} checks held"
-
-
-def _count(statuses: Iterable[Status]) -> dict[Status, int]:
-    counts = dict.fromkeys(Status, 0)
-    for status in statuses:
-        counts[status] += 1
-    return counts
+    return run.summary.headline
 
 
 def _tally(parts: list[tuple[int, str, str]]) -> str:
@@ -145,14 +125,13 @@ def _anchors(scenarios: list[ScenarioResult]) -> list[str]:
 def _grades(run: RunResult) -> list[str]:
     """Grading mode: which checks each implementation passed, and which caught it."""
     sections = []
-    for grade in run.grades().values():
-        total = len(grade["passed"]) + len(grade["failed"])
-        caught = "".join(f"<li class=\"fail\">caught by {_e(name)}</li>" for name in grade["failed"])
-        broken = "".join(f"<li class=\"fail\">lab not ready: {_e(name)}</li>" for name in grade["labs_not_ready"])
-        held = "".join(f"<li class=\"pass\">passed {_e(name)}</li>" for name in grade["passed"])
+    for grade in run.grades():
+        caught = "".join(f"<li class=\"fail\">caught by {_e(name)}</li>" for name in grade.failed)
+        broken = "".join(f"<li class=\"fail\">lab not ready: {_e(name)}</li>" for name in grade.labs_not_ready)
+        held = "".join(f"<li class=\"pass\">passed {_e(name)}</li>" for name in grade.passed)
         sections.append(
-            f"<nav class=\"contents grade\"><h2>Graded: <code>{_e(grade['role'])}</code> = "
-            f"<code>{_e(grade['file'])}</code></h2>\n<p>{len(grade['passed'])} of {total} checks held</p>\n"
+            f"<nav class=\"contents grade\"><h2>Graded: <code>{_e(grade.role)}</code> = "
+            f"<code>{_e(grade.file)}</code></h2>\n<p>{len(grade.passed)} of {grade.total} checks held</p>\n"
             f"<ul>{caught}{broken}{held}</ul></nav>")
     return sections
 
@@ -411,15 +390,15 @@ def networks_of(hosts: Hosts) -> list[str]:
 
 def _subnets(hosts: Hosts, network: str) -> tuple[str, ...]:
     for interfaces in hosts.values():
-        found = interfaces.get(network) or {}
-        subnets = tuple(s for s in (found.get("subnet4"), found.get("subnet6")) if s)
+        found = interfaces.get(network) or Addresses()
+        subnets = tuple(s for s in (found.subnet4, found.subnet6) if s)
         if subnets:
             return subnets
     return ()
 
 
-def _addresses(interface: dict[str, str | None]) -> tuple[str, ...]:
-    return tuple(a for a in (interface.get("ipv4"), interface.get("ipv6")) if a)
+def _addresses(interface: Addresses) -> tuple[str, ...]:
+    return interface.shown()
 
 
 def layout(hosts: Hosts) -> Topology:

@@ -23,16 +23,16 @@ import pytest
 
 from socklab import reports
 from socklab.reports import html
-from socklab.results import CheckResult, RunResult, ScenarioResult, ServiceResult, Status
+from socklab.results import Addresses, CheckResult, HostAddresses, RunResult, ScenarioResult, ServiceResult, Status
 from tests.conftest import REQUIRE_DOCKER
 
 # -- a realistic run ----------------------------------------------------------
 
 
-def interface(net: int, host: int, ipv6: bool = True) -> dict[str, str | None]:
+def interface(net: int, host: int, ipv6: bool = True) -> Addresses:
     """Addresses as the lab allocates them: 198.18.N.0/24 and fd50:c1ab:0:N::/64."""
-    return {"ipv4": f"198.18.{net}.{host}", "ipv6": f"fd50:c1ab:0:{net}::{host}" if ipv6 else None,
-            "subnet4": f"198.18.{net}.0/24", "subnet6": f"fd50:c1ab:0:{net}::/64" if ipv6 else None}
+    return Addresses(f"198.18.{net}.{host}", f"fd50:c1ab:0:{net}::{host}" if ipv6 else None,
+                     f"198.18.{net}.0/24", f"fd50:c1ab:0:{net}::/64" if ipv6 else None)
 
 
 def probe_evidence(outcome: str, peer: str, local: str | None = None, errno: str | None = None,
@@ -123,9 +123,9 @@ def realistic_run() -> RunResult:
                      started="2026-11-21T05:46:43+00:00", seconds=7.9)
 
 
-def big_topology() -> dict[str, dict[str, dict[str, str | None]]]:
+def big_topology() -> HostAddresses:
     """Twelve hosts on three networks, some on two or three, one on none: the largest drawing to stay readable."""
-    hosts: dict[str, dict[str, dict[str, str | None]]] = {}
+    hosts: HostAddresses = {}
     for number in range(12):
         on = [net for index, net in enumerate(("frontend", "backend", "management")) if (number >> index) & 1 or
               number % 5 == index]
@@ -344,7 +344,8 @@ def _chunks(png: bytes, kind: bytes) -> list[bytes]:
 
 
 def test_an_interrupted_run_says_so_and_what_its_exit_status_means() -> None:
-    run = RunResult([passing_scenario(), ScenarioResult("slow-link", "Delay", "Link conditions", "netem.")],
+    run = RunResult([passing_scenario(), ScenarioResult("slow-link", "Delay", "Link conditions", "netem.",
+                                                           status=Status.SKIPPED)],
                     started="not a time", seconds=75.2, interrupted=True)
     page = html.render(run)
     assert "Interrupted before every scenario ran" in page and "exit 130" in page
