@@ -131,10 +131,11 @@ def up(c: Context, name: str) -> None:
     console.print_lab(out, running)
 
 
-@task(help={"lab": "the lab to tear down (default: every running lab)"})
+@task(help={"lab": "the lab to tear down, whoever made it (default: every lab of your own, never another "
+                   "owner's; you are $SOCKLAB_OWNER, or user@machine)"})
 @_friendly
 def down(c: Context, lab: str = "") -> None:
-    """Tear down labs left running by `up`."""
+    """Tear down labs left running by `up`: the one named, or all of your own (see `labs`)."""
     removed = api.down(lab or None)
     out.print(f"removed {removed} containers and networks")
 
@@ -142,7 +143,7 @@ def down(c: Context, lab: str = "") -> None:
 @task
 @_friendly
 def labs(c: Context) -> None:
-    """List the labs running on the engine."""
+    """List the labs on the engine, with the owner of each (who made it)."""
     console.print_labs(out, api.labs())
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from socklab import capture as capture_commands
 from socklab import catalogue, events, reports, runner
 from socklab.backend import Backend, ExecResult, LabSummary
-from socklab.constants import CATALOGUE_DIR, LAB_USER
+from socklab.constants import CATALOGUE_DIR, LAB_USER, owner
 from socklab.errors import Problem, ScenarioError
 from socklab.interrupts import Interruptions, calling_on_signals
 from socklab.lab import Lab
@@ -87,15 +87,22 @@ def capture(host: str, output: Path, *, lab_id: str | None = None, interface: st
 
 
 def labs(backend: Backend | None = None) -> list[LabSummary]:
+    """Every lab on the engine, whoever made it (each summary names its owner)."""
     return (backend or default_backend()).labs()
 
 
 def down(lab_id: str | None = None, backend: Backend | None = None) -> int:
-    """Tear down one lab, or every lab if none is named; return how many resources went."""
+    """Tear down the lab named, or else every lab of the caller's own; return how many resources went.
+
+    The caller is ``constants.owner()`` (``$SOCKLAB_OWNER``, or user@machine):
+    without a lab id, labs of other owners are left alone (``clean`` removes
+    everything, whoever made it).
+    """
     backend = backend or default_backend()
     if lab_id:
         return backend.destroy_lab(lab_id)
-    return sum(backend.destroy_lab(lab.lab_id) for lab in backend.labs())
+    me = owner()
+    return sum(backend.destroy_lab(lab.lab_id) for lab in backend.labs() if lab.owner == me)
 
 
 def clean(backend: Backend | None = None) -> int:

@@ -171,10 +171,10 @@ def print_labs(console: Console, labs: Sequence[LabSummary]) -> None:
         console.print("No lab is running.")
         return
     table = Table(title="Running labs", title_justify="left")
-    for column in ("lab", "scenario", "hosts", "networks"):
+    for column in ("lab", "scenario", "owner", "hosts", "networks"):
         table.add_column(column)
     for lab in labs:
-        table.add_row(lab.lab_id, lab.scenario, ", ".join(lab.hosts), ", ".join(lab.networks))
+        table.add_row(lab.lab_id, lab.scenario, lab.owner or "?", ", ".join(lab.hosts), ", ".join(lab.networks))
     console.print(table)
 
 

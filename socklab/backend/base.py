@@ -56,6 +56,7 @@ class LabSummary:
     scenario: str
     hosts: tuple[str, ...]
     networks: tuple[str, ...]
+    owner: str = ""  # who made it (socklab.constants.owner()); "" for a lab made before labs had owners
 
 
 Progress = Callable[[str], None]

@@ -2,7 +2,9 @@
 
 Every resource carries ``socklab.lab=<id>``: teardown, ``invoke clean`` and
 discovery all work from labels, so they find what an interrupted (or killed)
-run created even if this process never learnt its id.
+run created even if this process never learnt its id. Every resource also
+carries ``socklab.owner``, who made it (``constants.owner()``, read when the
+lab is created).
 """
 
 from __future__ import annotations
@@ -28,7 +30,16 @@ from socklab.backend.docker import terminal
 from socklab.backend.docker.engine import connect, engine_errors
 from socklab.backend.docker.images import ImageBuilder
 from socklab.concurrency import parallel_map
-from socklab.constants import LAB_HOME, LABEL_HOST, LABEL_LAB, LABEL_NETWORK, LABEL_SCENARIO, PROJECT
+from socklab.constants import (
+    LAB_HOME,
+    LABEL_HOST,
+    LABEL_LAB,
+    LABEL_NETWORK,
+    LABEL_OWNER,
+    LABEL_SCENARIO,
+    PROJECT,
+    owner,
+)
 from socklab.errors import EnvironmentProblem, SocklabError
 from socklab.model import Host, Network
 
@@ -111,7 +122,7 @@ class DockerBackend:
         on_started: Callable[[HostInfo], None] | None = None,
     ) -> dict[str, HostInfo]:
         image = self.ensure_image(lambda message: None)
-        labels = {LABEL_LAB: lab_id, LABEL_SCENARIO: scenario}
+        labels = {LABEL_LAB: lab_id, LABEL_SCENARIO: scenario, LABEL_OWNER: owner()}
         hosts = list(hosts)
         with engine_errors(f"creating lab {lab_id}"):
             created = {net.name: self._create_network(lab_id, net, labels) for net in networks}
@@ -302,15 +313,16 @@ class DockerBackend:
             containers = self.api.containers(all=True, filters={"label": LABEL_LAB})
             networks = self.api.networks(filters={"label": LABEL_LAB})
         found: dict[str, dict[str, Any]] = {}
+
+        def lab_of(labels: dict[str, str]) -> dict[str, Any]:
+            return found.setdefault(labels[LABEL_LAB], {"scenario": labels.get(LABEL_SCENARIO, "?"),
+                                                        "owner": labels.get(LABEL_OWNER, ""), "h": [], "n": []})
+
         for container in containers:
-            labels = container["Labels"]
-            lab = found.setdefault(labels[LABEL_LAB], {"scenario": labels.get(LABEL_SCENARIO, "?"), "h": [], "n": []})
-            lab["h"].append(labels.get(LABEL_HOST, "?"))
+            lab_of(container["Labels"])["h"].append(container["Labels"].get(LABEL_HOST, "?"))
         for network in networks:
-            labels = network["Labels"]
-            lab = found.setdefault(labels[LABEL_LAB], {"scenario": labels.get(LABEL_SCENARIO, "?"), "h": [], "n": []})
-            lab["n"].append(labels.get(LABEL_NETWORK, "?"))
-        return [LabSummary(lab_id, v["scenario"], tuple(sorted(v["h"])), tuple(sorted(v["n"])))
+            lab_of(network["Labels"])["n"].append(network["Labels"].get(LABEL_NETWORK, "?"))
+        return [LabSummary(lab_id, v["scenario"], tuple(sorted(v["h"])), tuple(sorted(v["n"])), v["owner"])
                 for lab_id, v in sorted(found.items())]
 
     def destroy_lab(self, lab_id: str) -> int:
