@@ -3,15 +3,22 @@
 Hosts exist only as names with made-up addresses; commands are answered by
 the test (``answer``), and every call is recorded, so a test can show what
 the core asked of the engine, or that it asked nothing at all.
+
+``FakeBackend`` is declared against the ``Backend`` protocol, so a type
+checker holds every method to the protocol's signature; and on import the
+fake is compared with the protocol (every method there, with the same
+parameters), so that drift fails the tests at once, type checker or not.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
-from socklab.backend import ExecResult, HostHandle, HostInfo, Interface, LabSummary
+from socklab.backend import Backend, ExecResult, HostHandle, HostInfo, Interface, LabSummary
+from socklab.backend.base import Progress
 from socklab.errors import SocklabError
 from socklab.model import Host, Network
 
@@ -26,7 +33,7 @@ def outcome(word: str, **evidence: Any) -> ExecResult:
     return ok(json.dumps({"outcome": word, **evidence}) + "\n")
 
 
-class FakeBackend:
+class FakeBackend(Backend):
     def __init__(self, answer: Answer | None = None) -> None:
         self.answer = answer or (lambda host, argv, user: ok())
         self.calls: list[tuple[Any, ...]] = []
@@ -34,7 +41,7 @@ class FakeBackend:
         self.removal_seen_after: dict[str, int] = {}
         """host -> how many more lookups still find it running, for a host removed under the run."""
 
-    def ensure_image(self, progress: Callable[[str], None]) -> str:
+    def ensure_image(self, progress: Progress) -> str:
         self.calls.append(("ensure_image",))
         return "fake:image"
 
@@ -43,7 +50,7 @@ class FakeBackend:
         self.calls.append(("create_lab", lab_id))
         self.alive.add(lab_id)
         subnets = {net.name: index for index, net in enumerate(networks)}
-        infos = {}
+        infos: dict[str, HostInfo] = {}
         for number, host in enumerate(hosts, 2):
             interfaces = {
                 net: Interface(net, f"198.18.{subnets[net]}.{number}", f"fd50:c1ab:0:{subnets[net]}::{number}",
@@ -59,6 +66,12 @@ class FakeBackend:
              detach: bool = False, stdin: bytes | None = None) -> ExecResult:
         self.calls.append(("exec", handle.host, list(argv), user))
         return self.answer(handle.host, list(argv), user)
+
+    def stream(self, handle: HostHandle, argv: Sequence[str], *, user: str) -> Iterator[bytes]:
+        """The answer's standard output, as one chunk (none if it is empty)."""
+        self.calls.append(("stream", handle.host, list(argv), user))
+        if stdout := self.answer(handle.host, list(argv), user).stdout:
+            yield stdout.encode()
 
     def read_files(self, handle: HostHandle, path: str) -> dict[str, bytes]:
         self.calls.append(("read_files", handle.host, path))
@@ -89,3 +102,31 @@ class FakeBackend:
 
 
 RecordingBackend = FakeBackend
+
+
+def drift(fake: type, protocol: type) -> list[str]:
+    """How ``fake`` departs from ``protocol``: methods missing from the fake's own body, or taking other parameters.
+
+    Parameter names, kinds and defaults are compared; their types are the type
+    checker's business.
+    """
+    found = []
+    for name, member in vars(protocol).items():
+        if name.startswith("_") or not callable(member):
+            continue
+        own = vars(fake).get(name)
+        if own is None:
+            found.append(f"{fake.__name__} lacks {name}{inspect.signature(member)}")
+            continue
+        want, have = (tuple((p.name, p.kind, p.default) for p in inspect.signature(f).parameters.values())
+                      for f in (member, own))
+        if want != have:
+            found.append(f"{fake.__name__}.{name}{inspect.signature(own)} is not {name}{inspect.signature(member)}")
+    return found
+
+
+if TYPE_CHECKING:  # a protocol method the fake leaves out is abstract: instantiating it fails the type check
+    _complete: Backend = FakeBackend()
+
+if _drift := drift(FakeBackend, Backend):
+    raise TypeError("the fake backend has drifted from the Backend protocol: " + "; ".join(_drift))
