@@ -12,6 +12,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable
 
+from socklab import keys
 from socklab.constants import LAB_HOME, NODES_PARENT
 from socklab.model import Command, Probe, Service
 
@@ -37,21 +38,23 @@ def program_argv(command: Command, render: Render, limit: float = COMMAND_LIMIT)
 
 
 def probe_argv(probe: Probe, render: Render) -> list[str]:
-    """``nodes.probe``'s options mirror the probe table's keys one to one."""
-    args = ["--proto", probe.proto, "--timeout", f"{probe.timeout:g}"]
-    for flag, value in (("--to", probe.to), ("--bind", probe.bind), ("--send", probe.send),
-                        ("--from", probe.source)):
-        if value is not None:
-            args += [flag, render(value)]
-    if probe.size is not None:
-        args += ["--size", str(probe.size)]
-    if probe.family != "any":
-        args += ["--family", probe.family]
-    if probe.bufsize is not None:
-        args += ["--bufsize", str(probe.bufsize)]
-    args += ["--connected"] * probe.connected + ["--reuse-addr"] * probe.reuse_addr
-    if probe.v6only is not None:
-        args.append("--v6only" if probe.v6only else "--dual-stack")
+    """``nodes.probe``'s options, built from the probe keys' declared flags (``socklab.model.Probe``).
+
+    A key left at its default is left out: the program's defaults are the
+    model's (a test holds them equal), so the command line shows only what
+    this check asks for.
+    """
+    args: list[str] = []
+    for declared in keys.declared(Probe):
+        value, spec = getattr(probe, declared.field), declared.key
+        if value == declared.default or not spec.flag:
+            continue
+        if isinstance(value, bool):
+            args.append(spec.flag if value else spec.flag_off)
+        elif isinstance(value, float):
+            args += [spec.flag, f"{value:g}"]
+        else:
+            args += [spec.flag, render(value) if spec.refs else str(value)]
     # A name may resolve to several addresses, each tried in turn.
     return bounded(python("probe", args), probe.timeout * 4 + GRACE)
 

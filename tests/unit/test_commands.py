@@ -2,8 +2,64 @@
 
 from __future__ import annotations
 
-from socklab import commands, impairments
+import re
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from nodes import probe as probe_program
+from socklab import commands, impairments, keys
 from socklab.model import Command, LinkConditions, Probe, Service
+
+PROBE_KEYS = keys.declared(Probe)
+
+
+def sample(declared: keys.Declared) -> tuple[list[str], Any]:
+    """A value for a probe key other than its default: its words on the command line, and the parsed value."""
+    spec = declared.key
+    if declared.kind == "boolean":
+        return [], True
+    if declared.choices:
+        choice = next(c for c in declared.choices if c != declared.default)
+        return [choice], choice
+    if declared.kind == "integer":
+        return ["7"], 7
+    if declared.kind == "number":
+        return [f"{(spec.low or 0) + 0.25:g}"], (spec.low or 0) + 0.25
+    return ["198.18.0.2:7"], "198.18.0.2:7"
+
+
+def parsed(argv: list[str]) -> dict[str, Any]:
+    return vars(probe_program.parser().parse_args(argv))
+
+
+@pytest.mark.parametrize("declared", [d for d in PROBE_KEYS if d.key.flag], ids=lambda d: d.name)
+def test_every_probe_key_is_an_option_of_the_probe_program_with_the_same_default(declared: keys.Declared) -> None:
+    """The key's flag sets the program's option of the same name, whose default is the model's."""
+    flag = declared.key.flag
+    target = [] if flag in ("--to", "--bind") else ["--to", "198.18.0.2:7"]
+    other = ["--bind", "0.0.0.0:7"] if flag == "--to" else ["--to", "198.18.0.2:7"]
+    assert parsed(other)[declared.field] == declared.default, f"{flag}: the program's default differs"
+    words, value = sample(declared)
+    assert parsed([*target, flag, *words])[declared.field] == value
+    if declared.key.flag_off:
+        assert parsed([*target, declared.key.flag_off])[declared.field] is False
+
+
+def test_every_option_of_the_probe_program_is_a_declared_key() -> None:
+    usage = probe_program.parser().format_help()
+    options = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", usage)) - {"--help"}
+    declared = {d.key.flag for d in PROBE_KEYS} | {d.key.flag_off for d in PROBE_KEYS}
+    assert options <= declared, f"options of nodes.probe that no probe key declares: {options - declared}"
+
+
+def test_a_probe_command_line_reads_back_as_the_probe() -> None:
+    probe = Probe(proto="udp", to="198.18.0.2:53", send="hi there", source="198.18.0.3", family="ipv4",
+                  connected=True, bufsize=8, timeout=0.5, v6only=False)
+    options = parsed(commands.probe_argv(probe, str)[7:])
+    assert {d.field: options[d.field] for d in PROBE_KEYS} == vars(probe) | {"v6only": False}
+    assert commands.probe_argv(replace(probe, timeout=2.0), str)[3] == "13"  # four tries and a grace period
 
 
 def test_a_probe_table_maps_one_to_one_onto_the_probe_program() -> None:
@@ -18,6 +74,11 @@ def test_a_probe_table_maps_one_to_one_onto_the_probe_program() -> None:
                  ["--family", "ipv4"], ["--bufsize", "8"], ["--timeout", "0.5"]):
         assert options[options.index(pair[0]):options.index(pair[0]) + 2] == pair
     assert "--connected" in options and "--dual-stack" in options and "--reuse-addr" not in options
+
+
+def test_keys_left_at_their_default_are_left_off_the_command_line() -> None:
+    argv = commands.probe_argv(Probe(to="198.18.0.2:7"), str)
+    assert argv[7:] == ["--to", "198.18.0.2:7"]
 
 
 def test_a_service_starts_in_the_background_and_its_host_waits_until_ready() -> None:
