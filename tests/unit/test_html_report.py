@@ -3,13 +3,15 @@
 The page is built from a realistic run (a passing scenario, a failing one
 with a multi-homed host and a loopback-only host, a lab that could not be
 readied), written by ``reports.write`` as a run would, then opened in
-headless Chromium. Without Chromium these tests fail in CI (``CI`` or
-``SOCKLAB_REQUIRE_DOCKER`` set) and skip locally, saying what to install.
+headless Chromium. The tests that need Chromium are marked ``browser``:
+without it they fail in CI (``CI`` or ``SOCKLAB_REQUIRE_BROWSER`` set; CI
+installs it) and skip locally, saying what to install.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import struct
@@ -17,6 +19,7 @@ import subprocess
 import zlib
 from html import unescape
 from html.parser import HTMLParser
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -24,7 +27,9 @@ import pytest
 from socklab import reports
 from socklab.reports import html
 from socklab.results import Addresses, CheckResult, HostAddresses, RunResult, ScenarioResult, ServiceResult, Status
-from tests.conftest import REQUIRE_DOCKER
+
+REQUIRE_BROWSER = bool(os.environ.get("CI") or os.environ.get("SOCKLAB_REQUIRE_BROWSER"))
+"""CI installs Chromium: there, a missing browser is a failure, not a reason to skip."""
 
 # -- a realistic run ----------------------------------------------------------
 
@@ -182,18 +187,69 @@ def test_everything_shown_is_escaped_and_nothing_is_fetched() -> None:
     assert set(re.findall(r"https?://[^\s\"')]+", page)) == {"http://www.w3.org/2000/svg"}
 
 
+HOSTILE = "<i>\"'&"
+"""Markup, both quotes and an ampersand: text that breaks a page, or an attribute, wherever it is not escaped."""
+
+
+def hostile_run() -> RunResult:
+    """Every string a run carries, from hosts, files and checks, set to markup."""
+    h = HOSTILE
+    scenario = ScenarioResult(
+        f"name{h}", f"title{h}", f"topic{h}", explains=f"prose{h} and `code{h}`\n\nmore{h}", try_next=f"`{h}` {h}",
+        lab_id=f"lab{h}", seconds=1.5, phase_seconds={f"phase{h}": 1.0}, error=f"error{h}",
+        hosts={f"host{h}": {f"net{h}": Addresses(f"4{h}", f"6{h}", f"s4{h}", f"s6{h}")}, f"alone{h}": {}},
+        notes=[f"note{h}"], implementations={f"role{h}": f"file{h}"},
+        services=[ServiceResult(f"service{h}", f"on{h}", f"command{h}", False, detail=f"detail{h}", log=f"log{h}")],
+        checks=[CheckResult(f"check{h}", f"from{h}", f"action{h}", f"expected{h}", f"observed{h}",
+                            {"errno": f"E{h}", "detail": f"why{h}", "peer": f"peer{h}", f"key{h}": f"value{h}"},
+                            detail=f"detail{h}", unmet=[f"claim{h}"])],
+        captures={f"capture{h}": b""}, status=Status.FAILED)
+    return RunResult([scenario], started=f"started{h}", seconds=2.0, results_dir=f"folder{h}")
+
+
+def test_every_value_is_escaped_in_text_and_in_attributes_alike() -> None:
+    page = html.render(hostile_run())
+    assert "<i>" not in page and "\"'&" not in page
+    shown = page.count("&lt;i&gt;&#34;&#39;&amp;")
+    assert shown >= 40, f"only {shown} of the hostile values are on the page"
+    assert 'aria-label="Topology of name&lt;i&gt;&#34;&#39;&amp;: host&lt;i&gt;' in page  # an attribute
+    assert "<code>code&lt;i&gt;&#34;&#39;&amp;</code>" in page  # backticks make code, and what is inside is escaped
+    assert 'href="captures/name%3Ci%3E%22%27%26/capture%3Ci%3E%22%27%26.pcap"' in page  # a link, URL-quoted
+
+
+def test_the_templates_escape_everything_and_mark_nothing_safe() -> None:
+    environment = html.TEMPLATES
+    assert environment.autoescape is True
+    assert {"report.html", "topology.svg", "report.css"} <= set(environment.list_templates())
+    assert environment.loader is not None
+    for name in environment.list_templates():
+        source = environment.loader.get_source(environment, name)[0]
+        assert not re.search(r"\|\s*safe\b|\bMarkup\b|autoescape\s+false", source), f"{name} marks something safe"
+    python = Path(html.__file__).read_text()
+    assert not re.search(r"\bMarkup\b|\|\s*safe\b", python)
+
+
+def test_the_templates_are_package_data_and_the_css_arrives_as_written() -> None:
+    templates = resources.files("socklab.reports") / "templates"
+    css = (templates / "report.css").read_text(encoding="utf-8")
+    page = html.render(realistic_run())
+    assert f"<style>\n{css}</style>" in page  # neither escaped nor read as a template: quotes and braces intact
+    assert page.startswith("<!DOCTYPE html>\n") and page.endswith("</html>\n")
+
+
 # -- the page in a browser ----------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def browser() -> str:
+@pytest.fixture
+def browser(request: pytest.FixtureRequest) -> str:
     """Debian's Chromium, or a loud failure (CI) / a skip (locally) that says to install it."""
+    assert request.node.get_closest_marker("browser"), "a test that opens Chromium is marked @pytest.mark.browser"
     found = shutil.which("chromium")
     if found:
         return found
     message = "no chromium here: these tests render report.html in a real browser; install Debian's chromium " \
               "(apt-get install chromium)"
-    if REQUIRE_DOCKER:
+    if REQUIRE_BROWSER:
         pytest.fail(f"{message}, which CI requires", pytrace=False)
     pytest.skip(message)
 
@@ -250,6 +306,7 @@ def written(tmp_path: Path) -> Path:
     return reports.write(realistic_run(), reports.new_folder(tmp_path / "results"))
 
 
+@pytest.mark.browser
 def test_the_report_as_a_browser_renders_it(browser: str, written: Path, tmp_path: Path) -> None:
     report = written / "report.html"
     assert report.is_file() and (written / "report.json").is_file()
@@ -307,6 +364,7 @@ document.body.setAttribute("data-problems", JSON.stringify(problems));
 </script>"""
 
 
+@pytest.mark.browser
 def test_every_drawing_stays_readable_in_a_browser(browser: str, tmp_path: Path) -> None:
     run = realistic_run()
     big = ScenarioResult("twelve-hosts", "Three networks, twelve hosts", "Layout", "The largest drawing.",
@@ -320,6 +378,7 @@ def test_every_drawing_stays_readable_in_a_browser(browser: str, tmp_path: Path)
     assert json.loads(unescape(found.group(1))) == []
 
 
+@pytest.mark.browser
 def test_a_screenshot_of_the_report_is_a_real_picture(browser: str, written: Path, tmp_path: Path) -> None:
     shot = tmp_path / "report.png"
     chromium(browser, tmp_path / "profile", f"--screenshot={shot}", (written / "report.html").as_uri())
