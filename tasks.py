@@ -17,12 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from invoke import Context, Exit, task
+from invoke import Context, Exit, Task, task
+from invoke.parser import ParserContext
 from rich.console import Console
 from rich.markup import escape
 
-from socklab import api, benchmarks, catalogue, console, events, grading, reports
-from socklab.errors import ScenarioError, SocklabError
+from socklab import api, benchmarks, catalogue, console, events, grading, reports, schema
+from socklab.errors import ScenarioError, SocklabError, UsageError
 from socklab.runner import DEFAULT_JOBS
 
 # Piped into a file or a CI log, tables get room to breathe instead of 80 columns.
@@ -41,6 +42,11 @@ def _friendly(body: Callable[..., Any]) -> Callable[..., Any]:
             count = len(exc.problems)
             err.print(f"[red]error:[/] {count} problem{'s' * (count > 1)} in scenario files; nothing was created:")
             err.print(escape(str(exc)), highlight=False, soft_wrap=True)
+            raise Exit(code=exc.exit_status) from None
+        except UsageError as exc:
+            task_name = body.__name__.rstrip("_")
+            err.print(f"[red]usage:[/] {escape(str(exc))}\n(`invoke --help {task_name}` shows every option)",
+                      highlight=False, soft_wrap=True)
             raise Exit(code=exc.exit_status) from None
         except SocklabError as exc:
             err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
@@ -71,9 +77,28 @@ def list_(c: Context) -> None:
 @task
 @_friendly
 def docs(c: Context) -> None:
-    """Regenerate the README's catalogue table from the scenario files."""
-    changed = catalogue.refresh_readme(Path("README.md"), catalogue.load())
-    out.print("README.md updated" if changed else "README.md already matches the catalogue")
+    """Regenerate what the docs derive from the code: README's catalogue and key list, the scenario schema."""
+    changed = api.refresh_docs(Path("README.md"))
+    out.print("updated " + ", ".join(changed) if changed else "README.md and the schema are already current")
+
+
+@task(help={"files": "scenario files to check, as many as you like (a shell glob will do)"})
+@_friendly
+def validate(c: Context, files: str) -> None:
+    """Check scenario files without an engine: exit 0, or 2 with every problem (file:line, key, fix)."""
+    loaded = api.validate([line for line in files.splitlines() if line])
+    out.print(f"{len(loaded)} scenario file{'s' * (len(loaded) != 1)} valid")
+
+
+@task(name="schema", help={"output": "write the schema to this file instead of printing it"})
+@_friendly
+def schema_(c: Context, output: str = "") -> None:
+    """Print the scenario files' JSON Schema (what editors use to complete and check keys)."""
+    if output:
+        Path(output).write_text(schema.schema_text())
+        out.print(f"wrote {output}")
+    else:
+        print(schema.schema_text(), end="")
 
 
 @task(help={"name": "a scenario of the catalogue (see `invoke list`)"})
@@ -206,3 +231,45 @@ def test(c: Context, unit: bool = False, pytest_args: str = "") -> None:
     args = ["-m", "not docker"] if unit else []
     raise Exit(code=int(pytest.main([*args, *pytest_args.split()])))
 
+
+# -- tasks that take a list of words ---------------------------------------------
+
+
+def _gather_words(unparsed: list[str], gathering: dict[str, Task], core_flags: Any) -> list[str]:
+    """Join the words after ``run`` or ``validate`` into their one positional argument.
+
+    invoke has no variadic positional arguments (pyinvoke/invoke#760): in
+    ``invoke validate a.toml b.toml`` it would take b.toml for a task, and
+    ``invoke run`` with no name fails in invoke's parser (exit 1) before the
+    task could say what is missing. So, before invoke parses the tasks, the
+    words after such a task that are neither its options nor their values
+    become one argument, one word per line ("" if there are none, for the
+    task to refuse with exit 2 and advice).
+    """
+    if not unparsed or unparsed[0] not in gathering:
+        return unparsed
+    flags = ParserContext(args=gathering[unparsed[0]].get_arguments()).flags
+    words: list[str] = []
+    options: list[str] = []
+    tokens = iter(unparsed[1:])
+    for token in tokens:
+        if token in flags or token in core_flags or token.split("=", 1)[0] in flags:
+            options.append(token)
+            if token in flags and flags[token].takes_value:
+                options.append(next(tokens, ""))
+        else:
+            words.append(token)
+    return [unparsed[0], "\n".join(words), *options]
+
+
+def _adjust_invocation() -> None:
+    """Applies ``_gather_words`` to this invocation, when invoke's own program is the one loading this file."""
+    from invoke.main import program
+
+    core = getattr(program, "core", None)
+    if core is not None and core.unparsed:
+        core.unparsed[:] = _gather_words(core.unparsed, {"run": run, "validate": validate},
+                                         program.initial_context.flags)
+
+
+_adjust_invocation()

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from socklab import capture as capture_commands
-from socklab import catalogue, events, reports, runner
+from socklab import catalogue, events, reports, runner, schema
+from socklab import scenario as scenario_file
 from socklab.backend import Backend, ExecResult, LabSummary
 from socklab.constants import CATALOGUE_DIR, LAB_USER, owner
-from socklab.errors import Problem, ScenarioError
+from socklab.errors import UsageError
 from socklab.interrupts import Interruptions, calling_on_signals
 from socklab.lab import Lab
 from socklab.model import Scenario
@@ -35,9 +36,33 @@ def build(backend: Backend | None = None, listener: events.Listener = events.ign
 def select(names: Sequence[str] = (), *, everything: bool = False, directory: Path = CATALOGUE_DIR) -> list[Scenario]:
     """Load the scenarios to run: those named, or the whole catalogue."""
     if not names and not everything:
-        raise ScenarioError([Problem("invoke run", "NAME", "no scenario named",
-                                     "name one or more (`invoke list` shows them), or pass --all")])
+        raise UsageError("NAME", "no scenario named",
+                         "name one or more, as in `invoke run tcp-echo` (`invoke list` shows them), or pass --all")
     return catalogue.load(() if everything else names, directory)
+
+
+def validate(paths: Sequence[Path | str]) -> list[Scenario]:
+    """Read scenario files as a run would, with no engine: every problem of every file, or the scenarios."""
+    if not paths:
+        raise UsageError("FILE", "no file named", "name one or more, as in `invoke validate scenarios/*.toml`")
+    return scenario_file.load_all(Path(path) for path in paths)
+
+
+def refresh_docs(readme: Path) -> list[str]:
+    """Regenerate what the docs derive from the code: the README's catalogue and key list, the schema file.
+
+    Returns what changed, for the caller to say.
+    """
+    changed = []
+    if schema.refresh(readme, catalogue.README_START, catalogue.README_END, catalogue.markdown(catalogue.load())):
+        changed.append(f"{readme}: the catalogue")
+    if schema.refresh(readme, schema.README_START, schema.README_END, schema.markdown()):
+        changed.append(f"{readme}: the list of keys")
+    text = schema.schema_text()
+    if not schema.SCHEMA_FILE.exists() or schema.SCHEMA_FILE.read_text() != text:
+        schema.SCHEMA_FILE.write_text(text)
+        changed.append(str(schema.SCHEMA_FILE))
+    return changed
 
 
 def run(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from socklab import scenario as scenario_file
 from socklab.constants import CATALOGUE_DIR
-from socklab.errors import Problem, ScenarioError
+from socklab.errors import UsageError
 from socklab.model import Scenario
 from socklab.scenario import TOPICS
 
@@ -27,8 +27,8 @@ def locate(name: str, directory: Path = CATALOGUE_DIR) -> Path:
     path = directory / f"{name}.toml"
     if not path.exists():
         known = names(directory)
-        raise ScenarioError([Problem(name, "", "is not a scenario of the catalogue",
-                                     scenario_file.suggest(name, known) + "; `invoke list` shows them all")])
+        raise UsageError(name, "is not a scenario of the catalogue",
+                         scenario_file.suggest(name, known) + "; `invoke list` shows them all")
     return path
 
 
@@ -57,14 +57,3 @@ def markdown(scenarios: Sequence[Scenario]) -> str:
             title = scenario.title.replace("|", "/")
             rows.append(f"| {topic} | `{scenario.name}` | {title} | {len(scenario.checks)} |")
     return "\n".join(rows)
-
-
-def refresh_readme(readme: Path, scenarios: Sequence[Scenario]) -> bool:
-    """Rewrite the table between the README's catalogue markers; True if it changed."""
-    text = readme.read_text()
-    head, _, rest = text.partition(README_START)
-    _, _, tail = rest.partition(README_END)
-    updated = f"{head}{README_START}\n{markdown(scenarios)}\n{README_END}{tail}"
-    if updated != text:
-        readme.write_text(updated)
-    return updated != text

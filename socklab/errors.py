@@ -42,6 +42,14 @@ class ScenarioError(SocklabError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
+class UsageError(SocklabError):
+    """A command-line mistake: an argument missing, unknown or malformed. Nothing has been created."""
+
+    def __init__(self, argument: str, problem: str, fix: str = "") -> None:
+        self.argument, self.problem, self.fix = argument, problem, fix
+        super().__init__(f"{argument}: {problem}" + (f". Fix: {fix}" if fix else ""))
+
+
 class EnvironmentProblem(SocklabError):
     """The machine cannot run a lab: no engine, no image and no way to build one, no free subnet."""
 

@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from socklab.errors import Problem, ScenarioError
+from socklab.errors import UsageError
 from socklab.model import Implementation, Scenario, Service
 
 _READY_ADDRESS = re.compile(r"^(tcp|udp)://(\[[^\]]*\]|[^:/]*)(:\d+)$")
@@ -27,12 +27,12 @@ def parse(spec: str) -> Implementation:
     """``ROLE=PATH``, read now, so that a wrong path is an error before anything runs."""
     role, sep, path = spec.partition("=")
     if not sep or not role or not path:
-        raise ScenarioError([Problem("--impl", spec, "is not ROLE=PATH", "write it as echo=student/echo_server.py")])
+        raise UsageError(f"--impl {spec}", "is not ROLE=PATH", "write it as echo=student/echo_server.py")
     try:
         code = Path(path).read_bytes()
     except OSError as exc:
-        raise ScenarioError([Problem("--impl", spec, f"cannot read {path}: {exc.strerror}",
-                                     "give the path of a Python file")]) from None
+        raise UsageError(f"--impl {spec}", f"cannot read {path}: {exc.strerror}",
+                         "give the path of a Python file") from None
     return Implementation(role=role, source=path, code=code)
 
 
@@ -63,9 +63,9 @@ def select(scenarios: Sequence[Scenario], impls: Sequence[Implementation]) -> li
         if not any(plays(service, impl) for s in graded for service in s.services):
             roles = sorted({svc.command.program for s in scenarios for svc in s.services}
                            | {svc.name for s in scenarios for svc in s.services})
-            raise ScenarioError([Problem("--impl", f"{impl.role}={impl.source}",
-                                         f"no selected scenario runs a program or service named {impl.role!r}",
-                                         f"use one of: {', '.join(roles)}")])
+            raise UsageError(f"--impl {impl.role}={impl.source}",
+                             f"no selected scenario runs a program or service named {impl.role!r}",
+                             f"use one of: {', '.join(roles)}")
     return graded
 
 

@@ -62,6 +62,11 @@ class Key:
     parse: Callable[[Any], Any] | None = None  # TOML value -> model value; raises Invalid or ValueError
 
 
+def number_text(value: float) -> str:
+    """A bound as people write it: 1, 0.05, 67108864 (not 6.71089e+07)."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 def key(doc: str, default: Any = MISSING, *, default_factory: Callable[[], Any] | None = None, **spec: Any) -> Any:
     """A dataclass field carrying its ``Key``: ``proto: str = key("transport", "tcp", choices=("tcp", "udp"))``."""
     metadata = {"key": Key(doc, **spec)}

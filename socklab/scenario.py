@@ -240,9 +240,9 @@ class _Reader:
             too_low = spec.low is not None and raw < spec.low
             too_high = spec.high is not None and (raw >= spec.high if spec.high_open else raw > spec.high)
             if too_low or too_high:
+                low, high = (keys.number_text(bound) if bound is not None else "" for bound in (spec.low, spec.high))
                 self.problem(keypath, f"{raw} is out of range",
-                             f"use a value with {spec.low:g} <= {declared.name} {'<' if spec.high_open else '<='} "
-                             f"{spec.high:g}")
+                             f"use a value with {low} <= {declared.name} {'<' if spec.high_open else '<='} {high}")
                 return False
         if spec.pattern and not re.fullmatch(spec.pattern, raw):
             self.problem(keypath, f"{raw!r} is not {spec.what or 'valid'}", spec.fix)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from socklab import reports
+from socklab.errors import UsageError
 
 
 @dataclass
@@ -75,10 +76,7 @@ def run(names: list[str], repeats: int, results_root: Path = reports.DEFAULT_ROO
         progress: Callable[[str], None] = lambda text: None) -> tuple[list[Figure], Path]:
     unknown = [n for n in names if n not in NAMES]
     if unknown:
-        from socklab.errors import Problem, ScenarioError
-
-        raise ScenarioError([Problem("invoke bench", "--only", f"no benchmark named {', '.join(unknown)}",
-                                     f"use some of: {', '.join(NAMES)}")])
+        raise UsageError("--only", f"no benchmark named {', '.join(unknown)}", f"use some of: {', '.join(NAMES)}")
     benchmarks = registry()
     figures: list[Figure] = []
     for name in names or list(NAMES):

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
-from tests.conftest import ROOT, invoke
+from socklab import schema
+from socklab.errors import EXIT_BAD_INPUT
+from tests.helpers import ROOT, invoke
 
-TASKS = ("bench", "build", "capture", "clean", "docs", "down", "exec", "explain", "labs", "list", "run", "shell",
-         "test", "up")
+NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}  # reaching for an engine would fail differently
+BAD = sorted((ROOT / "tests" / "unit" / "bad_scenarios").glob("*.toml"))
+
+TASKS = ("bench", "build", "capture", "clean", "docs", "down", "exec", "explain", "labs", "list", "run", "schema",
+         "shell", "test", "up", "validate")
 
 
 def test_every_task_is_listed_with_a_help_line() -> None:
@@ -44,3 +50,48 @@ def test_shell_completion_offers_tasks_and_options() -> None:
     assert {"--capture", "--impl", "--jobs", "--json", "--quiet", "--results"} <= set(options.stdout.split())
     script = invoke("--print-completion-script", "bash")
     assert script.returncode == 0 and "complete" in script.stdout
+
+
+def test_validate_takes_files_as_a_shell_glob_gives_them_and_needs_no_engine() -> None:
+    catalogue = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "scenarios").glob("*.toml"))
+    result = invoke("validate", *catalogue, env=NO_ENGINE)
+    assert result.returncode == 0, result.stderr
+    assert f"{len(catalogue)} scenario files valid" in result.stdout
+
+
+def test_validate_refuses_every_bad_file_at_once_naming_each_key() -> None:
+    result = invoke("validate", *map(str, BAD), env=NO_ENGINE)
+    assert result.returncode == EXIT_BAD_INPUT
+    assert "Docker" not in result.stderr
+    for path in BAD:
+        key, says = (line.split(": ", 1)[1] if ": " in line else "" for line in path.read_text().splitlines()[:2])
+        assert any(line.startswith(str(path)) and (not key or f": {key}: " in line) and says in line
+                   for line in result.stderr.splitlines()), f"{path.name}: {key} / {says}"
+
+
+def test_schema_prints_the_committed_schema() -> None:
+    result = invoke("schema")
+    assert result.returncode == 0
+    assert json.loads(result.stdout) == json.loads(schema.SCHEMA_FILE.read_text())
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("run",), "NAME: no scenario named"),
+    (("validate",), "FILE: no file named"),
+    (("run", "tcp-ecko"), "did you mean 'tcp-echo'"),
+    (("run", "tcp-echo", "--impl", "echo"), "--impl echo: is not ROLE=PATH"),
+    (("run", "tcp-echo", "--impl", "nobody=tasks.py"), "no selected scenario runs a program or service named"),
+    (("bench", "--only", "nope"), "--only: no benchmark named nope"),
+])
+def test_command_line_mistakes_exit_2_with_usage_advice(args: tuple[str, ...], says: str) -> None:
+    result = invoke(*args, env=NO_ENGINE)
+    assert result.returncode == EXIT_BAD_INPUT, result.stderr
+    assert result.stderr.startswith("usage: ") and says in result.stderr
+    assert f"invoke --help {args[0]}" in result.stderr and "scenario files" not in result.stderr
+
+
+def test_names_may_be_given_as_separate_words_or_with_commas() -> None:
+    """Both spellings reach the same selection: a bad one among them is named the same way."""
+    for args in (("run", "tcp-echo", "nope"), ("run", "tcp-echo,nope")):
+        result = invoke(*args, env=NO_ENGINE)
+        assert result.returncode == EXIT_BAD_INPUT and "nope: is not a scenario of the catalogue" in result.stderr

@@ -1,9 +1,16 @@
-"""The README stays true: its catalogue is the files', its test command is CI's."""
+"""The README and the schema stay true: its catalogue is the files', its keys the model's, its test command CI's."""
 
 from __future__ import annotations
 
-from socklab import catalogue
-from tests.conftest import ROOT
+import json
+import tomllib
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from socklab import catalogue, schema
+from tests.helpers import ROOT
 
 README = ROOT / "README.md"
 
@@ -28,3 +35,37 @@ def test_ci_runs_the_readmes_test_command_verbatim() -> None:
 def test_the_readme_catalogue_is_generated_from_the_files() -> None:
     block = README.read_text().split(catalogue.README_START)[1].split(catalogue.README_END)[0]
     assert block.strip() == catalogue.markdown(catalogue.load()), "run `invoke docs` to refresh README.md"
+
+
+def test_the_readme_key_list_is_generated_from_the_model() -> None:
+    assert schema.between(README, schema.README_START, schema.README_END) == schema.markdown(), \
+        "run `invoke docs` to refresh README.md"
+
+
+def test_the_committed_schema_is_current() -> None:
+    assert schema.SCHEMA_FILE.read_text() == schema.schema_text(), "run `invoke docs` to refresh the schema"
+
+
+@pytest.mark.parametrize("path", catalogue.paths(), ids=lambda p: p.stem)
+def test_every_catalogue_file_names_the_schema_and_meets_it(path: Path) -> None:
+    text = path.read_text()
+    assert text.splitlines()[0] == schema.SCHEMA_LINE
+    assert (path.parent / schema.SCHEMA_LINE.split()[-1]).resolve() == schema.SCHEMA_FILE.resolve()
+    jsonschema.Draft4Validator(schema.json_schema()).validate(tomllib.loads(text))
+
+
+BAD = Path(__file__).parent / "bad_scenarios"
+
+
+@pytest.mark.parametrize("name", ["ipv6-wrong-type", "parallel-checks-wrong-type", "unknown-probe-key",
+                                  "unknown-scenario-key", "unknown-top-level-key", "unknown-outcome", "unknown-user",
+                                  "loss-out-of-range", "probe-timeout-out-of-range", "invalid-host-name",
+                                  "missing-title", "rate-not-a-rate", "unknown-protocol", "host-networks-wrong-type"])
+def test_the_schema_flags_what_a_single_key_gets_wrong(name: str) -> None:
+    """An editor shows these as you type: each is one key's type, value, range or name."""
+    data = tomllib.loads((BAD / f"{name}.toml").read_text())
+    assert not jsonschema.Draft4Validator(schema.json_schema()).is_valid(data)
+
+
+def test_the_schema_is_a_valid_draft_4_schema() -> None:
+    jsonschema.Draft4Validator.check_schema(json.loads(schema.SCHEMA_FILE.read_text()))

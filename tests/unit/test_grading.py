@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from socklab import catalogue, commands, grading
-from socklab.errors import EXIT_BAD_INPUT, ScenarioError
+from socklab.errors import EXIT_BAD_INPUT, UsageError
 
 STUDENT = Path(__file__).parents[1] / "integration" / "students" / "echo_reads_once.py"
 
@@ -21,7 +21,7 @@ def test_a_spec_reads_the_file_at_once() -> None:
 @pytest.mark.parametrize(("spec", "says"), [("echo", "is not ROLE=PATH"), ("=x.py", "is not ROLE=PATH"),
                                             ("echo=/no/such/file.py", "cannot read /no/such/file.py")])
 def test_bad_specs_are_input_errors(spec: str, says: str) -> None:
-    with pytest.raises(ScenarioError, match=says) as refused:
+    with pytest.raises(UsageError, match=says) as refused:
         grading.parse(spec)
     assert refused.value.exit_status == EXIT_BAD_INPUT
 
@@ -38,7 +38,7 @@ def test_the_role_is_played_in_every_service_that_runs_it() -> None:
 
 
 def test_a_role_no_scenario_plays_is_refused_with_the_roles_there_are() -> None:
-    with pytest.raises(ScenarioError, match="no selected scenario runs a program or service named 'ehco'") as refused:
+    with pytest.raises(UsageError, match="no selected scenario runs a program or service named 'ehco'") as refused:
         grading.select(catalogue.load(["tcp-echo"]), [grading.parse(f"ehco={STUDENT}")])
     assert "use one of: echo, server-echo" in str(refused.value)
 

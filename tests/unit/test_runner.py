@@ -18,7 +18,7 @@ from socklab.interrupts import Interruptions
 from socklab.model import Scenario
 from socklab.results import Status
 from socklab.scenario import load
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from tests.unit.fakes import FakeBackend, ok, outcome
 
 LOOPBACK_ONLY = ROOT / "scenarios" / "loopback-only.toml"

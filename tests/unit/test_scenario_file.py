@@ -7,12 +7,14 @@ import os
 from pathlib import Path
 
 import pytest
+from invoke import Context, Exit
 
+import tasks
 from nodes.outcomes import Outcome
 from socklab import api, catalogue, scenario
-from socklab.errors import EXIT_BAD_INPUT, ScenarioError
+from socklab.errors import EXIT_BAD_INPUT, ScenarioError, UsageError
 from socklab.model import Command, Probe
-from tests.conftest import ROOT, invoke
+from tests.helpers import ROOT, invoke
 from tests.unit.fakes import RecordingBackend
 
 BAD = sorted((Path(__file__).parent / "bad_scenarios").glob("*.toml"))
@@ -95,13 +97,29 @@ def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
     assert {p.key for p in refused.value.problems} == {"checks[1].expect", "checks[1].host"}
 
 
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> RecordingBackend:
+    """The backend that ``invoke run`` gets: one that records every call and has no engine behind it."""
+    backend = RecordingBackend()
+    monkeypatch.setattr(api, "default_backend", lambda: backend)
+    return backend
+
+
 @pytest.mark.parametrize("path", BAD, ids=lambda p: p.stem)
-def test_a_bad_file_reaches_no_backend_and_means_exit_2(path: Path) -> None:
-    recorder = RecordingBackend()
-    with pytest.raises(ScenarioError) as refused:
-        api.run(api.select([str(path)]), backend=recorder)
-    assert refused.value.exit_status == EXIT_BAD_INPUT
+def test_a_bad_file_reaches_no_backend_and_means_exit_2(path: Path, recorder: RecordingBackend,
+                                                        tmp_path: Path) -> None:
+    """The task as the command line calls it: the file is refused before the backend is asked anything."""
+    with pytest.raises(Exit) as exited:
+        tasks.run(Context(), names=str(path), results=str(tmp_path))
+    assert exited.value.code == EXIT_BAD_INPUT
     assert recorder.calls == []
+
+
+def test_a_good_file_does_reach_that_backend(recorder: RecordingBackend, tmp_path: Path) -> None:
+    """The counterpart that makes the test above mean something: the same path, a good file, a backend asked."""
+    with pytest.raises(Exit):  # the recorder answers no probe: the checks fail, exit 1
+        tasks.run(Context(), names="tcp-echo", results=str(tmp_path))
+    assert ("ensure_image",) in recorder.calls and any(call[0] == "create_lab" for call in recorder.calls)
 
 
 def test_the_cli_refuses_the_whole_corpus_at_once_with_exit_2() -> None:
@@ -117,8 +135,9 @@ def test_the_cli_refuses_the_whole_corpus_at_once_with_exit_2() -> None:
 
 
 def test_unknown_scenario_names_suggest_the_closest() -> None:
-    with pytest.raises(ScenarioError, match="did you mean 'tcp-echo'"):
+    with pytest.raises(UsageError, match="did you mean 'tcp-echo'") as refused:
         catalogue.load(["tcp-ecko"])
+    assert refused.value.exit_status == EXIT_BAD_INPUT
 
 
 @pytest.mark.parametrize("path", [p for p in BAD if p.stem in ("unknown-outcome", "toml-syntax-error")],
