@@ -1,0 +1,49 @@
+"""The results layer: records every view reads, and what they say on their own."""
+
+from __future__ import annotations
+
+from socklab.results import CheckResult, Grade, Observation, RunResult, ScenarioResult, Status
+
+
+def check(name: str, passed: bool) -> CheckResult:
+    return CheckResult(name, "client", "probe", "echoed", "echoed" if passed else "refused")
+
+
+def test_an_observation_in_an_assertion_message_says_what_happened() -> None:
+    seen = Observation("refused", {"errno": "ECONNREFUSED", "peer": "198.18.0.2:7", "elapsed_ms": 0.4321,
+                                   "detail": "Connection refused"}, command="python3 -m nodes.probe --to x:7")
+    assert str(seen) == ("refused (ECONNREFUSED, peer 198.18.0.2:7, 0.4 ms): Connection refused "
+                         "[python3 -m nodes.probe --to x:7]")
+    silent = Observation("error", {"exit_code": 1}, "the program reported no result (exit 1)", reported=False)
+    assert str(silent) == "error: the program reported no result (exit 1)"
+
+
+def test_a_new_scenario_result_is_pending_until_concluded() -> None:
+    result = ScenarioResult("tcp-echo", "t", "Binding and interfaces", "e")
+    assert result.status == Status.PENDING
+    result.checks.append(check("a", True))
+    result.conclude()
+    assert result.status == Status.PASSED
+    result.error = "service did not start"
+    result.conclude()
+    assert result.status == Status.FAILED and result.not_ready
+
+
+def test_the_summary_counts_once_for_every_view() -> None:
+    held = ScenarioResult("a", "t", "x", "e", checks=[check("1", True), check("2", False)], status=Status.FAILED)
+    broken = ScenarioResult("b", "t", "x", "e", error="no lab", status=Status.FAILED)
+    skipped = ScenarioResult("c", "t", "x", "e", error="interrupted", status=Status.SKIPPED)
+    summary = RunResult([held, broken, skipped], "2026-12-01T00:00:00+00:00", 3.0).summary
+    assert (summary.passed, summary.failed, summary.skipped) == (0, 2, 1)
+    assert (summary.checks, summary.held, summary.checks_failed, summary.not_ready) == (2, 1, 1, 1)
+    assert summary.headline == "1 of 2 checks failed, 1 lab could not be readied"
+
+
+def test_grades_are_records_per_implementation() -> None:
+    graded = ScenarioResult("tcp-echo", "t", "x", "e", implementations={"echo": "s.py"},
+                            checks=[check("echoed", True), check("refused", False)], status=Status.FAILED)
+    down = ScenarioResult("lan", "t", "x", "e", implementations={"echo": "s.py"}, error="not ready\nlog",
+                          status=Status.FAILED)
+    run = RunResult([graded, down], "now", 1.0)
+    assert run.grades() == [Grade("echo", "s.py", ["tcp-echo / echoed"], ["tcp-echo / refused"], ["lan: not ready"])]
+    assert run.to_dict()["grades"]["echo=s.py"]["failed"] == ["tcp-echo / refused"]
