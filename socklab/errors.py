@@ -1,8 +1,9 @@
 """Errors that end a run, each with the exit status it deserves.
 
-DESIGN.md fixes the statuses: 0 every check held, 1 a check failed, 2 the
-input or the environment was wrong. Anything raised here is a 2 (or 130 for
-an interruption) and carries a message meant for the user, not a traceback.
+The statuses are the same everywhere (README, "Exit status"): 0 every check
+held, 1 a check failed, 2 the input or the environment was wrong. Anything
+raised here is a 2 (or 1 for a lab that could not be readied, 130 for an
+interruption) and carries a message meant for the user, not a traceback.
 """
 
 from __future__ import annotations

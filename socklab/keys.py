@@ -129,17 +129,22 @@ def _strip_none(hint: Any) -> tuple[Any, bool]:
     return hint, False
 
 
+def _is_model(hint: Any) -> bool:
+    """A model dataclass (the class itself, not an instance of it)."""
+    return isinstance(hint, type) and dataclasses.is_dataclass(hint)
+
+
 def _kind(name: str, spec: Key, hint: Any, optional: bool, default: Any) -> Declared:
     if spec.takes is not None:
         return Declared(name, spec, _SCALARS[spec.takes], optional, default)
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is tuple and args[0] is str:
         return Declared(name, spec, "strings", optional, default)
-    if origin is tuple and dataclasses.is_dataclass(args[0]):
+    if origin is tuple and _is_model(args[0]):
         return Declared(name, spec, "tables", optional, default, model=args[0])
-    if origin is dict and dataclasses.is_dataclass(args[1]):
+    if origin is dict and _is_model(args[1]):
         return Declared(name, spec, "named-tables", optional, default, model=args[1])
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+    if _is_model(hint):
         return Declared(name, spec, "table", optional, default, model=hint)
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return Declared(name, spec, "string", optional, default, enum=hint)

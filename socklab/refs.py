@@ -61,4 +61,9 @@ def find_refs(text: str) -> Iterator[Ref | str]:
 
 def render(text: str, resolve: Callable[[Ref], str]) -> str:
     """Replace every reference by its value; validation has vouched for them."""
-    return _CANDIDATE.sub(lambda m: resolve(_parse(m.group(1))) if _parse(m.group(1)) else m.group(0), text)
+
+    def replace(match: re.Match[str]) -> str:
+        ref = _parse(match.group(1))
+        return resolve(ref) if ref else match.group(0)
+
+    return _CANDIDATE.sub(replace, text)

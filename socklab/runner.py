@@ -87,8 +87,8 @@ def run_scenario(
                     result.captures = lab.stop_capture()
                 if scenario.services and not guard.cancelled.is_set():
                     logs = lab.service_logs(scenario.services)
-                    for service in result.services:
-                        service.log = logs.get(service.name, service.log)
+                    for started in result.services:
+                        started.log = logs.get(started.name, started.log)
     except LabError as exc:
         result.error = str(exc)
     finally:

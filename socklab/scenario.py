@@ -110,6 +110,11 @@ def _declare(table: str, value: str, choices: Iterable[str]) -> str:
     return f"declare [{table}.{value}]" + (f" or {suggest(value, choices)}" if choices else "")
 
 
+def _holds(raw: Any, kinds: tuple[type, ...]) -> bool:
+    """Whether a TOML value is of one of ``kinds`` (a boolean is not a number, whatever Python says)."""
+    return isinstance(raw, kinds) and not (isinstance(raw, bool) and bool not in kinds)
+
+
 def _type_name(value: Any) -> str:
     return _TYPE_NAMES.get(type(value), type(value).__name__)
 
@@ -201,7 +206,7 @@ class _Reader:
             return fallback
         raw = table.data[declared.name]
         kinds, wanted = _WANTED[declared.kind]
-        if isinstance(raw, bool) and bool not in kinds or not isinstance(raw, kinds):
+        if not _holds(raw, kinds):
             self.problem(keypath, f"must be {wanted}, not {_type_name(raw)}",
                          f"write it as {spec.example}" if spec.example else "see the scenario format in README.md")
             return fallback
@@ -313,14 +318,14 @@ class _Reader:
     def service_rules(self, values: dict[str, Any], table: _Table) -> None:
         if values["name"] is None:
             command = values["command"]
-            values["name"] = f"{values['host']}-{command.program}" if command else f"service-{table.keypath[-1] + 1}"
+            values["name"] = f"{values['host']}-{command.program}" if command else f"service-{_entry(table)}"
         values["host"] = values["host"] or ""
         values["command"] = values["command"] or Command("?")
 
     def check_rules(self, values: dict[str, Any], table: _Table) -> None:
         """One of host and hosts; one of probe and run; evidence as claims."""
         keypath = table.keypath
-        values["name"] = values["name"] or f"check {keypath[-1] + 1}"
+        values["name"] = values["name"] or f"check {_entry(table)}"
         if "host" in table.data and "hosts" in table.data:
             self.problem(keypath, "has both host and hosts", "keep one of them")
         elif "hosts" in table.data:
@@ -484,6 +489,12 @@ def _network_reference_problem(ref: refs.Ref, hosts: dict[str, Host], networks: 
         return (f"{ref}: network {ref.network!r} has no IPv6 (ipv6 = false)",
                 f"remove ipv6 = false from [networks.{ref.network}], or use the IPv4 attribute")
     return "", ""
+
+
+def _entry(table: _Table) -> int:
+    """The number of an array's entry, counting from 1 as people (and the messages) do."""
+    index = table.keypath[-1]
+    return index + 1 if isinstance(index, int) else 0
 
 
 def _placeholder(ref: refs.Ref) -> str:

@@ -64,7 +64,7 @@ def run(repeats: int, progress: Callable[[str], None]) -> list[Figure]:
     backend = DockerBackend()
     backend.ensure_image(progress)
     hosts = {name: Host(name, ("lan",)) for name in ("server", *CLIENTS)}
-    figures = []
+    figures: list[Figure] = []
     with Lab.open(backend, "bench-10k", {"lan": Network("lan")}, hosts) as lab:
         for program, port in SERVERS.items():
             lab.start("server", f"{program} serve --port {port} --quiet --timeout 300", ready=f"tcp://*:{port}",

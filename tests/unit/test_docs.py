@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 
@@ -69,3 +70,18 @@ def test_the_schema_flags_what_a_single_key_gets_wrong(name: str) -> None:
 
 def test_the_schema_is_a_valid_draft_4_schema() -> None:
     jsonschema.Draft4Validator.check_schema(json.loads(schema.SCHEMA_FILE.read_text()))
+
+
+def test_the_architecture_names_only_files_the_repository_has() -> None:
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    named = set(re.findall(r"(?<![\w./-])((?:socklab|nodes|tests|scenarios|docker|docs)/[\w./-]*[\w/])", text))
+    assert len(named) > 20
+    missing = sorted(path for path in named if not (ROOT / path).exists())
+    assert not missing, f"docs/ARCHITECTURE.md names what the repository lacks: {missing}"
+
+
+def test_nothing_cites_a_design_document_the_repository_lacks() -> None:
+    tracked = [p for p in ROOT.rglob("*") if p.suffix in (".py", ".md", ".toml", ".ini") and ".git" not in p.parts
+               and ".tox" not in p.parts and p.is_file() and p != Path(__file__)]
+    citing = [str(p.relative_to(ROOT)) for p in tracked if "DESIGN.md" in p.read_text(errors="replace")]
+    assert not citing, citing
