@@ -4,7 +4,7 @@
         lab = socklab_lab(hosts={"server": ["lan"], "client": ["lan"]})
         lab.start("server", "echo serve --bind '' --port 65432", ready="tcp://0.0.0.0:65432")
         seen = lab.probe("client", to="{server.lan.ipv4}:65432", send="Hello, world")
-        assert seen.outcome == "echoed", seen.detail
+        assert seen.outcome == "echoed", seen  # an Observation says what happened: outcome, errno, peer, time
 
 ``socklab_lab`` brings labs up (inline, or from a scenario file or catalogue
 name, services started) and tears every one down when the test ends,
