@@ -54,17 +54,17 @@ same request is made N times, each on a new connection, up to
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
 import os
 import selectors
 import signal
 import socket
 import time
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
+from nodes import cli, tally
 from nodes.appmsg import (
     DEFAULT_MAX_CONTENT,
     JSON_TYPE,
@@ -76,22 +76,8 @@ from nodes.appmsg import (
     describe,
     search_request,
 )
-from nodes.cli import (
-    OUT_OF_DESCRIPTORS,
-    add_client_arguments,
-    add_listen_arguments,
-    add_quiet_argument,
-    end_processes,
-    failure,
-    listener,
-    positive_int,
-    print_result,
-    raise_fd_limit,
-    seconds,
-    setup_logging,
-    stop_on_signals,
-)
-from nodes.endpoints import format_sockaddr, resolve
+from nodes.conversations import Conversation, Load
+from nodes.endpoints import format_sockaddr
 from nodes.outcomes import Outcome
 
 RECV_SIZE = 65536
@@ -127,7 +113,6 @@ class AppServer:
     def __init__(
         self, listening: socket.socket, log: logging.Logger, *, timeout: float, max_content: int, quiet: bool
     ) -> None:
-        self.listening = listening
         self.log = log
         self.timeout = timeout
         self.max_content = max_content
@@ -136,39 +121,26 @@ class AppServer:
         # Every exchange gets the same timeout when accepted, so arrival order is
         # deadline order: the first entry is always the next to expire.
         self.waiting: OrderedDict[int, Exchange] = OrderedDict()
-        self.accept_paused_until = 0.0
-        listening.setblocking(False)
-        self.selector.register(listening, READ)  # data None marks the listener
+        self.acceptor = cli.Acceptor(listening, self.selector, log, batch=ACCEPT_BATCH)  # its key's data: None
 
     def serve_forever(self) -> None:
-        select, waiting = self.selector.select, self.waiting
+        select, waiting, acceptor = self.selector.select, self.waiting, self.acceptor
         while True:
             timeout = None
             if waiting:
                 timeout = max(0.0, next(iter(waiting.values())).deadline - time.monotonic())
-            if self.accept_paused_until:
-                timeout = min(timeout if timeout is not None else 0.5, 0.5)
-            for key, _ in select(timeout):
+            for key, _ in select(acceptor.wait(timeout)):
                 if key.data is None:
                     self.accept()
                 else:
                     self.advance(key.data)
-            if waiting or self.accept_paused_until:
-                self.expire(time.monotonic())
+            if waiting or acceptor.paused_until:
+                now = time.monotonic()
+                self.expire(now)
+                acceptor.resume_if_due(now)
 
     def accept(self) -> None:
-        for _ in range(ACCEPT_BATCH):
-            try:
-                sock, address = self.listening.accept()
-            except BlockingIOError:
-                return
-            except OSError as exc:
-                if exc.errno in OUT_OF_DESCRIPTORS:  # the listener stays readable: pause, or spin
-                    self.log.warning("accept failed: %s; pausing accepts for 0.5 s", exc.strerror)
-                    self.selector.unregister(self.listening)
-                    self.accept_paused_until = time.monotonic() + 0.5
-                    return
-                continue  # ECONNABORTED and the like: that client is gone already
+        for sock, address in self.acceptor.accept():  # listening.accept() while clients wait: see nodes.cli
             now = time.monotonic()
             exchange = Exchange(sock, address, sock.fileno(), now, now + self.timeout, MessageReader(self.max_content))
             if not DONTWAIT:
@@ -183,11 +155,11 @@ class AppServer:
                 if not data:
                     self.finish(exchange, truncation(exchange.reader))
                     return
-                requests = exchange.reader.feed(data)
-                if requests:
-                    exchange.response = memoryview(answer(requests[0]))
+                request = exchange.reader.feed_first(data)  # one request per connection: what follows is ignored
+                if request is not None:
+                    exchange.response = memoryview(answer(request))
                     if not self.quiet:
-                        exchange.request = describe(requests[0])
+                        exchange.request = describe(request)
             while exchange.response:
                 sent = exchange.sock.send(exchange.response, DONTWAIT)
                 exchange.response = exchange.response[sent:]
@@ -223,8 +195,7 @@ class AppServer:
         elif not self.quiet:
             took = (time.monotonic() - exchange.started) * 1000
             self.log.info("closed %s: answered %s in %.1f ms", exchange.peer, exchange.request, took)
-        if self.accept_paused_until:  # a descriptor was freed
-            self.resume_accepting()
+        self.acceptor.freed()  # if accepting is paused: there is a descriptor for another connection now
 
     def expire(self, now: float) -> None:
         while self.waiting:
@@ -233,12 +204,6 @@ class AppServer:
                 break
             doing = "receiving the request" if exchange.response is None else "sending the response"
             self.finish(exchange, f"timed out after {self.timeout:g} s {doing}")
-        if self.accept_paused_until and now >= self.accept_paused_until:
-            self.resume_accepting()
-
-    def resume_accepting(self) -> None:
-        self.accept_paused_until = 0.0
-        self.selector.register(self.listening, READ)
 
     def close(self) -> None:
         for exchange in self.waiting.values():
@@ -263,24 +228,20 @@ def run_worker(listening: socket.socket, args: argparse.Namespace, log: logging.
         server.close()
 
 
-def supervise(listening: socket.socket, args: argparse.Namespace, log: logging.Logger) -> None:
-    """Fork the workers, replace any that dies, and stop them all when told to stop.
+def fork_worker(number: int, workers: dict[int, int], listening: socket.socket, args: argparse.Namespace,
+                log: logging.Logger) -> None:
+    """Fork worker ``number`` and note it in ``workers`` (pid -> number); the child serves until stopped.
 
-    The workers share the one listening socket: each accepts from the same
-    queue, so the kernel spreads new connections over them.
+    The stop signals are blocked across the fork, so that neither side is
+    interrupted before it knows which side it is and the parent has noted
+    the child; the child unblocks them itself.
     """
-    workers: dict[int, int] = {}  # pid -> worker number
-    stopping = {signal.SIGINT, signal.SIGTERM}
-
-    def spawn(number: int) -> None:
-        # Block the stop signals across fork, so neither side is interrupted
-        # before it knows which side it is and the parent has noted the child.
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
+    with cli.stop_signals_blocked():
         pid = os.fork()
         if pid == 0:
             code = 0
             try:
-                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, cli.STOP_SIGNALS)
                 run_worker(listening, args, log.getChild(f"worker{number}"))
             except KeyboardInterrupt:
                 pass
@@ -290,20 +251,27 @@ def supervise(listening: socket.socket, args: argparse.Namespace, log: logging.L
             finally:
                 os._exit(code)
         workers[pid] = number
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-        log.info("worker %d started (pid %d)", number, pid)
+    log.info("worker %d started (pid %d)", number, pid)
 
+
+def supervise(listening: socket.socket, args: argparse.Namespace, log: logging.Logger) -> None:
+    """Fork the workers, replace any that dies, and stop them all when told to stop.
+
+    The workers share the one listening socket: each accepts from the same
+    queue, so the kernel spreads new connections over them.
+    """
+    workers: dict[int, int] = {}  # pid -> worker number
     try:
         for number in range(args.workers):
-            spawn(number)
+            fork_worker(number, workers, listening, args, log)
         while True:
             pid, status = os.wait()
-            number = workers.pop(pid, None)
-            if number is not None:
+            if pid in workers:  # not some other child
+                number = workers.pop(pid)
                 log.warning("worker %d (pid %d) exited with status %d; starting another",
                             number, pid, os.waitstatus_to_exitcode(status))
                 time.sleep(0.5)  # a worker that dies at once must not become a fork loop
-                spawn(number)
+                fork_worker(number, workers, listening, args, log)
     except KeyboardInterrupt:
         pass
     finally:
@@ -311,75 +279,41 @@ def supervise(listening: socket.socket, args: argparse.Namespace, log: logging.L
 
 
 def stop_workers(workers: dict[int, int], log: logging.Logger, grace: float = 5.0) -> None:
-    for signum in (signal.SIGINT, signal.SIGTERM):  # already stopping: a second signal must not cut this short
+    for signum in cli.STOP_SIGNALS:  # already stopping: a second signal must not cut this short
         signal.signal(signum, signal.SIG_IGN)
-    end_processes(set(workers), log, "workers", grace)
+    cli.end_processes(set(workers), log, "workers", grace)
     workers.clear()
 
 
-def serve(args: argparse.Namespace) -> int:
-    log = setup_logging("app")
-    stop_on_signals()
-    with listener(args, socket.SOCK_STREAM, log) as listening:
-        raise_fd_limit(log)
+def serve(args: argparse.Namespace, log: logging.Logger) -> None:
+    with cli.listener(args, socket.SOCK_STREAM, log) as listening:
+        cli.raise_fd_limit(log)
         if args.workers == 1:
             run_worker(listening, args, log)
         else:
             supervise(listening, args, log)
-    log.info("stopped")
-    return 0
-
-
-@dataclass(slots=True, eq=False)
-class Request:
-    """One request in flight on the client: connecting, sending, then reading the response."""
-
-    sock: socket.socket
-    fd: int
-    started: float
-    deadline: float
-    pending: memoryview
-    reader: MessageReader
-    events: int = 0  # selector interest; 0 until it first has to wait
 
 
 @dataclass
-class Tally:
-    """What N requests amounted to."""
+class Tally(tally.Tally):
+    """What N requests amounted to: ``nodes.tally``'s counts (a connection per request), latencies, a response."""
 
-    requests: int
-    completed: int = 0
-    bytes_sent: int = 0
-    bytes_received: int = 0
-    local: str | None = None
-    response: Message | None = None
-    latencies: list[float] = field(default_factory=list)
-    errors: Counter[str] = field(default_factory=Counter)
-    why: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    success: ClassVar[Outcome] = Outcome.OK
 
-    def failed(self, outcome: str, errno_name: str | None = None, detail: str | None = None, count: int = 1) -> None:
-        self.errors[outcome] += count
-        self.why.setdefault(outcome, (errno_name, detail))
-
-    def raised(self, exc: OSError, count: int = 1) -> None:
-        said = failure(exc)
-        self.failed(said["outcome"], said["errno"], said["detail"], count)
+    local: str | None = None  # the client's address of the first connection
+    response: Message | None = None  # the first response
+    latencies: list[float] = field(default_factory=list)  # connect to response, in ms
 
     def summary(self, seconds_taken: float) -> dict[str, Any]:
-        if self.completed == self.requests:
-            outcome, errno_name, detail = Outcome.OK.value, None, None
-        else:
-            outcome = self.errors.most_common(1)[0][0]
-            errno_name, detail = self.why[outcome]
         ordered = sorted(self.latencies)
 
         def percentile(p: float) -> float | None:
             return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 3) if ordered else None
 
         return {
-            "outcome": outcome, "errno": errno_name, "detail": detail, "local": self.local,
-            "requests": self.requests, "completed": self.completed, "failed": self.requests - self.completed,
-            "errors": dict(self.errors), "bytes_sent": self.bytes_sent, "bytes_received": self.bytes_received,
+            "local": self.local, "requests": self.connections, "completed": self.completed,
+            "failed": self.connections - self.completed, "errors": dict(self.errors),
+            "bytes_sent": self.bytes_sent, "bytes_received": self.bytes_received,
             "elapsed_ms": round(seconds_taken * 1000, 3),
             "requests_per_s": round(self.completed / seconds_taken, 1) if seconds_taken > 0 else None,
             "latency_ms_avg": round(sum(ordered) / len(ordered), 3) if ordered else None,
@@ -405,160 +339,133 @@ def response_fields(response: Message | None) -> dict[str, Any]:
     }
 
 
-def run_requests(
-    family: int, sockaddr: tuple, payload: bytes, *, requests: int, concurrency: int, timeout: float,
-    expect: str | None,
-) -> Tally:
-    """Make ``requests`` requests, each on a new connection, at most ``concurrency`` at a time."""
-    tally = Tally(requests=requests)
-    selector = selectors.DefaultSelector()
-    in_flight: OrderedDict[int, Request] = OrderedDict()  # started first = expires first
-    to_start = requests
+class Request(Conversation):
+    """One request, on a connection of its own: connect, send the request, receive the response, done."""
 
-    def finish(request: Request, outcome: str | None = None, detail: str | None = None,
-               exc: OSError | None = None, response: Message | None = None) -> None:
-        if request.events:
-            selector.unregister(request.sock)
-        request.sock.close()
-        del in_flight[request.fd]
-        if exc is not None:
-            tally.raised(exc)
-            return
-        if response is not None:
-            try:
-                result = response_fields(response)["result"]
-            except ProtocolError as error:
-                outcome, detail = Outcome.MISMATCH.value, f"malformed response: {error}"
-            else:
-                if expect is not None and result != expect:
-                    outcome, detail = Outcome.MISMATCH.value, f"expected {expect!r}, got {result!r}"
-                else:
-                    tally.completed += 1
-                    tally.latencies.append((time.monotonic() - request.started) * 1000)
-                    tally.response = tally.response or response
-                    return
-        tally.failed(outcome or Outcome.ERROR.value, None, detail)
+    load: Requests
 
-    def start() -> None:
-        try:
-            sock = socket.socket(family, socket.SOCK_STREAM)
-        except OSError as exc:  # out of descriptors: a failure like any other
-            tally.raised(exc)
-            return
-        sock.setblocking(False)
-        code = sock.connect_ex(sockaddr)
-        if code not in (0, errno.EINPROGRESS):
-            sock.close()
-            tally.raised(OSError(code, os.strerror(code)))
-            return
-        now = time.monotonic()
-        reader = MessageReader(CLIENT_MAX_CONTENT)
-        request = Request(sock, sock.fileno(), now, now + timeout, memoryview(payload), reader)
-        in_flight[request.fd] = request
-        if tally.local is None:
-            tally.local = format_sockaddr(sock.getsockname())
+    def __init__(self, load: Requests) -> None:
+        super().__init__(load)
+        self.pending = memoryview(load.payload)
+        self.reader = MessageReader(CLIENT_MAX_CONTENT)
+
+    def connect(self) -> bool:
+        if not super().connect():
+            return False
+        if self.load.tally.local is None:
+            self.load.tally.local = format_sockaddr(self.sock.getsockname())
         # On a fast link the handshake is often over by now: sending at once
         # saves waiting for writability; if it is not, send says EAGAIN (or
         # the connect's error, e.g. ECONNREFUSED) and we wait after all.
-        step(request, WRITE)
+        self.ready(WRITE)
+        return True
 
-    def watch(request: Request, events: int) -> None:
-        if not request.events:
-            selector.register(request.sock, events, request)
-        elif request.events != events:
-            selector.modify(request.sock, events, request)
-        request.events = events
-
-    def step(request: Request, mask: int) -> None:
+    def ready(self, mask: int) -> None:
         try:
-            if request.pending:
-                sent = request.sock.send(request.pending)
-                request.pending = request.pending[sent:]
-                tally.bytes_sent += sent
-                if request.pending:
-                    raise BlockingIOError
-                watch(request, READ)
+            if self.pending:
+                self.send()
             if mask & READ:
-                while True:
-                    data = request.sock.recv(RECV_SIZE)
-                    if not data:
-                        finish(request, Outcome.CLOSED.value, "the server closed before the whole response arrived")
-                        return
-                    tally.bytes_received += len(data)
-                    responses = request.reader.feed(data)
-                    if responses:
-                        finish(request, response=responses[0])
-                        return
+                self.receive()
         except BlockingIOError:
-            watch(request, WRITE if request.pending else READ)
+            self.watch(WRITE if self.pending else READ)
         except ProtocolError as exc:
-            finish(request, Outcome.MISMATCH.value, f"malformed response: {exc}")
+            self.done(Outcome.MISMATCH.value, f"malformed response: {exc}")
         except OSError as exc:
-            finish(request, exc=exc)
+            self.raised(exc)
 
-    while to_start or in_flight:
-        while to_start and len(in_flight) < concurrency:
-            to_start -= 1
-            start()
-        if not in_flight:
-            continue
-        wait = max(0.0, next(iter(in_flight.values())).deadline - time.monotonic())
-        for key, mask in selector.select(wait):
-            step(key.data, mask)
-        now = time.monotonic()
-        while in_flight and (oldest := next(iter(in_flight.values()))).deadline <= now:
-            finish(oldest, Outcome.TIMEOUT.value, f"no complete response within {timeout:g} s")
-    selector.close()
-    return tally
+    def send(self) -> None:
+        sent = self.sock.send(self.pending)
+        self.pending = self.pending[sent:]
+        self.load.tally.bytes_sent += sent
+        if self.pending:
+            raise BlockingIOError  # the rest once the socket can take it
+        self.watch(READ)
+
+    def receive(self) -> None:
+        while True:
+            data = self.sock.recv(RECV_SIZE)
+            if not data:
+                self.done(Outcome.CLOSED.value, "the server closed before the whole response arrived")
+                return
+            self.load.tally.bytes_received += len(data)
+            responses = self.reader.feed(data)
+            if responses:
+                self.answered(responses[0])
+                return
+
+    def answered(self, response: Message) -> None:
+        try:
+            result = response_fields(response)["result"]
+        except ProtocolError as error:
+            self.done(Outcome.MISMATCH.value, f"malformed response: {error}")
+            return
+        expect = self.load.expect
+        if expect is not None and result != expect:
+            self.done(Outcome.MISMATCH.value, f"expected {expect!r}, got {result!r}")
+            return
+        counts = self.load.tally
+        counts.completed += 1
+        counts.latencies.append((time.monotonic() - self.started) * 1000)
+        counts.response = counts.response or response
+        self.done(Outcome.OK.value)
+
+    def expired(self) -> None:
+        self.done(Outcome.TIMEOUT.value, f"no complete response within {self.load.timeout:g} s")
+
+    def done(self, outcome: str, detail: str | None = None, errno_name: str | None = None) -> None:
+        super().done(outcome, detail, errno_name)
+        if outcome != Outcome.OK.value:
+            self.load.tally.failed(outcome, errno_name, detail)
 
 
-def client(args: argparse.Namespace) -> int:
-    raise_fd_limit()
+class Requests(Load):
+    """The same request, made again and again, each time on a new connection."""
+
+    conversation_class = Request
+
+    def __init__(self, family: int, sockaddr: tuple, payload: bytes, counts: Tally, *, expect: str | None,
+                 timeout: float, concurrency: int) -> None:
+        super().__init__(family, sockaddr, timeout=timeout, concurrency=concurrency)
+        self.payload, self.tally, self.expect = payload, counts, expect
+
+
+def client(args: argparse.Namespace) -> dict[str, Any]:
     if args.binary is not None:
         payload = binary_request(args.binary.encode())
     else:
         payload = search_request(args.value, args.action)
-    started = time.perf_counter()
-    peer = None
-    try:
-        family, sockaddr = resolve(args.to, socket.SOCK_STREAM)[0]
-    except OSError as exc:
-        tally = Tally(requests=args.requests)
-        tally.raised(exc, count=args.requests)
-    else:
-        peer = format_sockaddr(sockaddr)
-        tally = run_requests(family, sockaddr, payload, requests=args.requests,
-                             concurrency=min(args.concurrency, args.requests), timeout=args.timeout,
-                             expect=args.expect)
-    summary = tally.summary(time.perf_counter() - started)
-    verdict = {key: summary.pop(key) for key in ("outcome", "errno", "detail")}
-    print_result(verdict | {"target": str(args.to), "peer": peer} | summary)
-    return 0
+    counts = Tally(connections=args.requests)
+
+    def requests(family: int, sockaddr: tuple) -> None:
+        Requests(family, sockaddr, payload, counts, expect=args.expect, timeout=args.timeout,
+                 concurrency=min(args.concurrency, args.requests)).run(args.requests)
+
+    return tally.client_result(args.to, counts, requests)
 
 
 def byte_count(text: str) -> int:
-    value = positive_int(text)
+    value = cli.positive_int(text)
     if value > 1 << 30:
         raise argparse.ArgumentTypeError(f"{value} is more than 1 GiB")
     return value
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nodes.app", description=__doc__.split("\n\n")[0])
-    commands = p.add_subparsers(dest="command", required=True, metavar="{serve,client}")
-    s = commands.add_parser("serve", help="answer application-protocol requests",
-                            description="Application-protocol server: one request and one response per connection.")
-    add_listen_arguments(s)
-    s.add_argument("--timeout", type=seconds, default=10.0, metavar="S",
+    p, s, c = cli.subcommands(
+        "app", __doc__,
+        serve=("answer application-protocol requests",
+               "Application-protocol server: one request and one response per connection."),
+        client=("send a request, print the response as one JSON result",
+                "Application-protocol client; with --requests, a load generator."))
+    cli.add_listen_arguments(s)
+    s.add_argument("--timeout", type=cli.seconds, default=10.0, metavar="S",
                    help="a client must deliver its request and take the response within S seconds (default: 10)")
     s.add_argument("--max-content", type=byte_count, default=DEFAULT_MAX_CONTENT, metavar="BYTES",
                    help=f"refuse requests whose content-length is larger (default: {DEFAULT_MAX_CONTENT})")
-    s.add_argument("--workers", type=positive_int, default=1, metavar="N",
+    s.add_argument("--workers", type=cli.positive_int, default=1, metavar="N",
                    help="processes sharing the listening socket, one per core to use (default: 1)")
-    add_quiet_argument(s)
-    c = commands.add_parser("client", help="send a request, print the response as one JSON result",
-                            description="Application-protocol client; with --requests, a load generator.")
-    add_client_arguments(c)
+    cli.add_quiet_argument(s)
+    cli.add_client_arguments(c)
     what = c.add_mutually_exclusive_group(required=True)
     what.add_argument("--value", metavar="TEXT", help="search for TEXT (a text/json request), e.g. morpheus, ring")
     what.add_argument("--binary", metavar="TEXT",
@@ -566,16 +473,15 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--action", default="search", metavar="NAME",
                    help="the action of a text/json request (default: search; others get an error answer)")
     c.add_argument("--expect", metavar="TEXT", help="count a response as ok only if its result is exactly TEXT")
-    c.add_argument("--requests", type=positive_int, default=1, metavar="N",
+    c.add_argument("--requests", type=cli.positive_int, default=1, metavar="N",
                    help="make the request N times, each on a new connection (default: 1)")
-    c.add_argument("--concurrency", type=positive_int, default=10, metavar="C",
+    c.add_argument("--concurrency", type=cli.positive_int, default=10, metavar="C",
                    help="with --requests: at most C requests in flight at once (default: 10)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    return serve(args) if args.command == "serve" else client(args)
+    return cli.main(parser(), argv, serve=serve, client=client)
 
 
 if __name__ == "__main__":

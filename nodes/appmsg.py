@@ -210,6 +210,15 @@ class MessageReader:
             messages.append(message)
         return messages
 
+    def feed_first(self, data: bytes) -> Message | None:
+        """``feed`` for a reader that wants one message: the first, once it is complete, else None.
+
+        What follows that message is neither parsed nor judged: a server that
+        answers one request per connection ignores whatever comes after it.
+        """
+        self._buffer += data
+        return self._next()
+
     @property
     def partial(self) -> bool:
         """True while part of a message has arrived but not all of it."""

@@ -34,34 +34,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import signal
 import socket
-import time
 from typing import Any
 
-from nodes.cli import (
-    add_client_arguments,
-    add_listen_arguments,
-    add_quiet_argument,
-    elapsed_ms,
-    fail,
-    listener,
-    non_negative_seconds,
-    positive_int,
-    print_result,
-    raise_fd_limit,
-    seconds,
-    setup_logging,
-    stop_on_signals,
-)
-from nodes.endpoints import format_sockaddr, resolve
+from nodes import cli
+from nodes.endpoints import format_sockaddr
 from nodes.outcomes import Outcome
-from nodes.tally import Tally
+from nodes.tally import Tally, client_result
 
 BUFSIZE = 65536
-DEFAULT_SEND = "Hello, world"
 
 
 class EchoService:
@@ -117,15 +100,10 @@ async def serve_async(listening: socket.socket, log: logging.Logger, idle_timeou
     await asyncio.gather(*service.tasks, return_exceptions=True)
 
 
-def serve(args: argparse.Namespace) -> int:
-    log = setup_logging("asyncecho")
-    stop_on_signals()  # until the event loop takes the signals over
-    listening = listener(args, socket.SOCK_STREAM, log)
-    raise_fd_limit(log)
-    with contextlib.suppress(KeyboardInterrupt):  # a signal before the loop took them over
-        asyncio.run(serve_async(listening, log, args.timeout, args.quiet))
-    log.info("stopped")
-    return 0
+def serve(args: argparse.Namespace, log: logging.Logger) -> None:
+    listening = cli.listener(args, socket.SOCK_STREAM, log)
+    cli.raise_fd_limit(log)
+    asyncio.run(serve_async(listening, log, args.timeout, args.quiet))  # the loop takes the stop signals over
 
 
 class Hold:
@@ -198,8 +176,7 @@ async def one_connection(family: int, sockaddr: tuple, data: bytes, timeout: flo
         tally.open_now -= connected
 
 
-async def run_connections(args: argparse.Namespace, family: int, sockaddr: tuple) -> Tally:
-    tally = Tally(connections=args.connections)
+async def run_connections(args: argparse.Namespace, family: int, sockaddr: tuple, tally: Tally) -> None:
     data = args.send.encode()
     gate = asyncio.Semaphore(args.concurrency)
     hold = Hold(args.hold, args.connections) if args.hold is not None else None
@@ -209,59 +186,44 @@ async def run_connections(args: argparse.Namespace, family: int, sockaddr: tuple
             await one_connection(family, sockaddr, data, args.timeout, tally, hold)
 
     await asyncio.gather(*(gated() for _ in range(args.connections)))
-    return tally
 
 
-def client(args: argparse.Namespace) -> int:
-    raise_fd_limit()
+def client(args: argparse.Namespace) -> dict[str, Any]:
     if args.hold is not None and args.concurrency and args.concurrency < args.connections:
-        fail("--hold keeps every connection open until all are: it cannot wait behind --concurrency")
+        cli.fail("--hold keeps every connection open until all are: it cannot wait behind --concurrency")
     args.concurrency = min(args.concurrency or args.connections, args.connections)
-    base: dict[str, Any] = {"target": str(args.to), "peer": None}
-    started = time.perf_counter()
-    try:
-        family, sockaddr = resolve(args.to, socket.SOCK_STREAM)[0]
-    except OSError as exc:
-        tally = Tally(connections=args.connections)
-        tally.raised(exc, count=args.connections)
-    else:
-        base["peer"] = format_sockaddr(sockaddr)
-        tally = asyncio.run(run_connections(args, family, sockaddr))
-    summary = tally.summary() | {"concurrency": args.concurrency}
-    verdict = {key: summary.pop(key) for key in ("outcome", "errno", "detail")}
-    print_result(verdict | base | summary | {"elapsed_ms": elapsed_ms(started)})
-    return 0
+    tally = Tally(connections=args.connections)
+
+    def connections(family: int, sockaddr: tuple) -> None:
+        asyncio.run(run_connections(args, family, sockaddr, tally))
+
+    return client_result(args.to, tally, connections, concurrency=args.concurrency)
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nodes.asyncecho", description=__doc__.split("\n\n")[0])
-    commands = p.add_subparsers(dest="command", required=True, metavar="{serve,client}")
-    s = commands.add_parser("serve", help="echo for many clients with asyncio streams",
-                            description="asyncio streams echo server.")
-    add_listen_arguments(s)
-    s.add_argument("--timeout", type=seconds, default=60.0, metavar="S",
+    p, s, c = cli.subcommands(
+        "asyncecho", __doc__,
+        serve=("echo for many clients with asyncio streams", "asyncio streams echo server."),
+        client=("run N echo connections concurrently, print one JSON result",
+                "Open N connections with asyncio, at most --concurrency at a time."))
+    cli.add_listen_arguments(s)
+    s.add_argument("--timeout", type=cli.seconds, default=60.0, metavar="S",
                    help="close a connection that is idle (or does not read its echo) for S seconds (default: 60)")
-    add_quiet_argument(s)
-    c = commands.add_parser("client", help="run N echo connections concurrently, print one JSON result",
-                            description="Open N connections with asyncio, at most --concurrency at a time.")
-    add_client_arguments(c, default_timeout=10.0)
-    c.add_argument("--connections", type=positive_int, default=1, metavar="N",
+    cli.add_quiet_argument(s)
+    cli.add_client_arguments(c, default_timeout=10.0)
+    c.add_argument("--connections", type=cli.positive_int, default=1, metavar="N",
                    help="connections to make (default: 1)")
-    c.add_argument("--concurrency", type=positive_int, metavar="C",
+    c.add_argument("--concurrency", type=cli.positive_int, metavar="C",
                    help="at most C connections at a time (default: all of them at once)")
-    c.add_argument("--send", default=DEFAULT_SEND, metavar="TEXT",
-                   help=f"text sent on each connection (default: {DEFAULT_SEND!r})")
-    c.add_argument("--hold", type=non_negative_seconds, metavar="S",
+    cli.add_send_argument(c, "text sent on each connection")
+    c.add_argument("--hold", type=cli.non_negative_seconds, metavar="S",
                    help="keep each connection silent until all are open, then S seconds more, so that they are "
                    "all open together (needs every connection at once: no --concurrency; count S in --timeout)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    if args.command == "client" and not args.send:
-        fail("--send needs at least one character")
-    return serve(args) if args.command == "serve" else client(args)
+    return cli.main(parser(), argv, serve=serve, client=client)
 
 
 if __name__ == "__main__":

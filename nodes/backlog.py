@@ -35,53 +35,26 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import socket
 import time
 from collections import Counter
 from typing import Any
 
-from nodes.cli import (
-    add_client_arguments,
-    add_listen_arguments,
-    connect,
-    elapsed_ms,
-    failure,
-    listener,
-    positive_int,
-    print_result,
-    setup_logging,
-    stop_on_signals,
-)
+from nodes import cli
 from nodes.endpoints import format_sockaddr
 from nodes.outcomes import Outcome
 
-DEFAULT_SEND = "Hello, world"
 
-
-def non_negative_int(text: str) -> int:
-    """An argparse type: a count that may be 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must not be negative")
-    return value
-
-
-def serve(args: argparse.Namespace) -> int:
-    log = setup_logging("backlog")
-    stop_on_signals()
-    with listener(args, socket.SOCK_STREAM, log, backlog=args.backlog), contextlib.suppress(KeyboardInterrupt):
+def serve(args: argparse.Namespace, log: logging.Logger) -> None:
+    with cli.listener(args, socket.SOCK_STREAM, log, backlog=args.backlog):
         log.info("backlog %d, never accepting: the kernel queues up to %d connections", args.backlog,
                  args.backlog + 1)
         while True:
             time.sleep(3600)
-    log.info("stopped")
-    return 0
 
 
-def client(args: argparse.Namespace) -> int:
+def client(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {
         "outcome": Outcome.OK.value, "errno": None, "detail": None, "target": str(args.to),
         "connections": args.connections, "connected": 0, "failed": 0, "first_failure": None, "errors": {},
@@ -94,45 +67,41 @@ def client(args: argparse.Namespace) -> int:
             attempt: dict[str, Any] = {"outcome": Outcome.OK.value, "errno": None, "local": None}
             began = time.perf_counter()
             try:
-                sock = kept.enter_context(connect(args.to, args.timeout))
+                sock = kept.enter_context(cli.connect(args.to, args.timeout))
                 attempt["local"] = format_sockaddr(sock.getsockname())
                 sock.sendall(args.send.encode())
                 result["connected"] += 1
             except OSError as exc:
-                failed = failure(exc)
+                failed = cli.failure(exc)
                 attempt.update(outcome=failed["outcome"], errno=failed["errno"])
                 errors[failed["outcome"]] += 1
                 if result["first_failure"] is None:
                     result.update(failed, first_failure=number)
-            attempt["elapsed_ms"] = elapsed_ms(began)
+            attempt["elapsed_ms"] = cli.elapsed_ms(began)
             result["attempts"].append(attempt)
-    result.update(failed=sum(errors.values()), errors=dict(errors), elapsed_ms=elapsed_ms(started))
-    print_result(result)
-    return 0
+    result.update(failed=sum(errors.values()), errors=dict(errors), elapsed_ms=cli.elapsed_ms(started))
+    return result
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nodes.backlog", description=__doc__.split("\n\n")[0])
-    commands = p.add_subparsers(dest="command", required=True, metavar="{serve,client}")
-    s = commands.add_parser("serve", help="listen with a small backlog and never accept",
-                            description="Listen with the given backlog and never call accept().")
-    add_listen_arguments(s)
-    s.add_argument("--backlog", type=non_negative_int, default=1, metavar="N",
+    p, s, c = cli.subcommands(
+        "backlog", __doc__,
+        serve=("listen with a small backlog and never accept",
+               "Listen with the given backlog and never call accept()."),
+        client=("open connections one after another, print one JSON result",
+                "Open connections one after another, keep them open, and report which ones were established."))
+    cli.add_listen_arguments(s)
+    s.add_argument("--backlog", type=cli.non_negative_int, default=1, metavar="N",
                    help="the backlog passed to listen() (default: 1)")
-    c = commands.add_parser("client", help="open connections one after another, print one JSON result",
-                            description="Open connections one after another, keep them open, and report "
-                                        "which ones were established.")
-    add_client_arguments(c, default_timeout=1.0)
-    c.add_argument("--connections", type=positive_int, default=4, metavar="N",
+    cli.add_client_arguments(c, default_timeout=1.0)
+    c.add_argument("--connections", type=cli.positive_int, default=4, metavar="N",
                    help="connections to open (default: 4)")
-    c.add_argument("--send", default=DEFAULT_SEND, metavar="TEXT",
-                   help=f"text to send on each established connection (default: {DEFAULT_SEND!r})")
+    cli.add_send_argument(c, "text to send on each established connection")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    return serve(args) if args.command == "serve" else client(args)
+    return cli.main(parser(), argv, serve=serve, client=client)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,6 @@ Client result (one JSON object on stdout), keys:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import fcntl
 import json
 import logging
@@ -63,20 +62,7 @@ import termios
 import time
 from typing import Any
 
-from nodes.cli import (
-    add_client_arguments,
-    add_listen_arguments,
-    connect,
-    elapsed_ms,
-    fail,
-    failure,
-    listener,
-    positive_int,
-    print_result,
-    seconds,
-    setup_logging,
-    stop_on_signals,
-)
+from nodes import cli
 from nodes.endpoints import format_sockaddr, resolve
 from nodes.outcomes import Outcome
 
@@ -84,9 +70,7 @@ TOTAL = struct.Struct(">Q")
 WAIT_LIMIT = 32768  # a total up to this size waits whole in the receive queue before the first recv
 QUIET = 0.2  # a larger one is read once the queue has not grown for this long: the client's pipe is full
 MAX_DATAGRAM = 65535
-MAX_UDP_PAYLOAD = 65507  # 65,535 less the IPv4 and UDP headers
 SHOWN_SIZES = 100
-DEFAULT_SEND = "Hello, world"
 
 
 # -- server --------------------------------------------------------------------
@@ -135,11 +119,7 @@ def read_stream(conn: socket.socket, bufsize: int, timeout: float) -> dict[str, 
 
 def serve_tcp(sock: socket.socket, args: argparse.Namespace, log: logging.Logger) -> None:
     while True:
-        try:
-            conn, address = sock.accept()
-        except OSError as exc:  # e.g. ECONNABORTED: the client left while queued
-            log.warning("accept failed: %s", exc.strerror or exc)
-            continue
+        conn, address = cli.accept(sock, log)  # sock.accept(); a failed one is logged and waited out
         peer = format_sockaddr(address)
         with conn:
             conn.settimeout(args.timeout)
@@ -167,14 +147,10 @@ def serve_udp(sock: socket.socket, args: argparse.Namespace, log: logging.Logger
                  " (truncated)" if truncated else "")
 
 
-def serve(args: argparse.Namespace) -> int:
-    log = setup_logging("boundaries")
-    stop_on_signals()
+def serve(args: argparse.Namespace, log: logging.Logger) -> None:
     kind = socket.SOCK_STREAM if args.proto == "tcp" else socket.SOCK_DGRAM
-    with listener(args, kind, log) as sock, contextlib.suppress(KeyboardInterrupt):
+    with cli.listener(args, kind, log) as sock:
         (serve_tcp if args.proto == "tcp" else serve_udp)(sock, args, log)
-    log.info("stopped")
-    return 0
 
 
 # -- client --------------------------------------------------------------------
@@ -199,9 +175,8 @@ def send_all(sock: socket.socket, data: bytes, result: dict[str, Any]) -> None:
 
 def stream(args: argparse.Namespace, result: dict[str, Any]) -> None:
     messages = payload(args)
-    with connect(args.to, args.timeout) as sock:
-        result["peer"] = format_sockaddr(sock.getpeername())
-        result["local"] = format_sockaddr(sock.getsockname())
+    with cli.connect(args.to, args.timeout) as sock:
+        result.update(cli.addresses(sock))
         sock.sendall(TOTAL.pack(sum(map(len, messages))))
         if args.nonblocking:  # one send call for everything: it takes what fits in the buffer
             whole = b"".join(messages)
@@ -242,7 +217,8 @@ def datagrams(args: argparse.Namespace, result: dict[str, Any]) -> None:
             result["bytes_sent"] += taken
         result["messages"] = len(messages)
         result["local"] = format_sockaddr(sock.getsockname())
-        sizes, truncated = [], 0
+        sizes: list[int] = []
+        truncated = 0
         while len(sizes) < len(messages):
             reply, source = sock.recvfrom(MAX_DATAGRAM)
             result["peer"] = format_sockaddr(source)
@@ -253,7 +229,11 @@ def datagrams(args: argparse.Namespace, result: dict[str, Any]) -> None:
                   truncated=truncated, outcome=Outcome.OK.value)
 
 
-def client(args: argparse.Namespace) -> int:
+def client(args: argparse.Namespace) -> dict[str, Any]:
+    if args.nonblocking and args.proto != "tcp":
+        cli.fail("--nonblocking is for TCP: a UDP send takes a whole datagram or nothing")
+    if args.proto == "udp" and (args.size or len(args.send.encode())) > cli.MAX_UDP_PAYLOAD:
+        cli.fail(f"a UDP datagram carries at most {cli.MAX_UDP_PAYLOAD} bytes over IPv4")
     result: dict[str, Any] = {
         "outcome": Outcome.ERROR.value, "errno": None, "detail": None, "proto": args.proto,
         "target": str(args.to), "peer": None, "local": None, "messages": 0, "bytes_sent": 0, "send_calls": 0,
@@ -264,36 +244,32 @@ def client(args: argparse.Namespace) -> int:
     try:
         (stream if args.proto == "tcp" else datagrams)(args, result)
     except OSError as exc:
-        result.update(failure(exc))
+        result.update(cli.failure(exc))
     except (ValueError, KeyError, TypeError) as exc:
         result.update(outcome=Outcome.MISMATCH.value, detail=f"not a boundaries report: {exc}")
-    result["elapsed_ms"] = elapsed_ms(started)
-    print_result(result)
-    return 0
+    result["elapsed_ms"] = cli.elapsed_ms(started)
+    return result
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nodes.boundaries", description=__doc__.split("\n\n")[0])
-    commands = p.add_subparsers(dest="command", required=True, metavar="{serve,client}")
-    s = commands.add_parser("serve", help="report how the client's messages were received",
-                            description="Read each client's messages and answer with the sizes of the "
-                                        "recv calls that read them.")
+    p, s, c = cli.subcommands(
+        "boundaries", __doc__,
+        serve=("report how the client's messages were received",
+               "Read each client's messages and answer with the sizes of the recv calls that read them."),
+        client=("write messages, print how the server received them, as JSON",
+                "Write messages over TCP or UDP and report how the server's recv calls cut them."))
     s.add_argument("--proto", choices=["tcp", "udp"], default="tcp", help="transport (default: tcp)")
-    add_listen_arguments(s)
-    s.add_argument("--bufsize", type=positive_int, default=65536, metavar="N",
+    cli.add_listen_arguments(s)
+    s.add_argument("--bufsize", type=cli.positive_int, default=65536, metavar="N",
                    help="read at most N bytes per recv call; a longer datagram is truncated (default: 65536)")
-    s.add_argument("--timeout", type=seconds, default=10.0, metavar="S",
+    s.add_argument("--timeout", type=cli.seconds, default=10.0, metavar="S",
                    help="give up on a TCP client silent for S seconds (default: 10)")
-    c = commands.add_parser("client", help="write messages, print how the server received them, as JSON",
-                            description="Write messages over TCP or UDP and report how the server's "
-                                        "recv calls cut them.")
     c.add_argument("--proto", choices=["tcp", "udp"], default="tcp", help="transport (default: tcp)")
-    add_client_arguments(c)
+    cli.add_client_arguments(c)
     what = c.add_mutually_exclusive_group()
-    what.add_argument("--send", default=DEFAULT_SEND, metavar="TEXT",
-                      help=f"the message to write (default: {DEFAULT_SEND!r})")
-    what.add_argument("--size", type=positive_int, metavar="N", help="write N pattern bytes as the message instead")
-    c.add_argument("--count", type=positive_int, default=1, metavar="N",
+    cli.add_send_argument(what, "the message to write")
+    what.add_argument("--size", type=cli.positive_int, metavar="N", help="write N pattern bytes as the message instead")
+    c.add_argument("--count", type=cli.positive_int, default=1, metavar="N",
                    help="write the message N times, each with its own send calls (default: 1)")
     c.add_argument("--nonblocking", action="store_true",
                    help="TCP: one send() call for the whole payload on a non-blocking socket (reported as "
@@ -302,16 +278,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    if args.command == "client":
-        if not args.size and not args.send:
-            fail("--send needs at least one character")
-        if args.nonblocking and args.proto != "tcp":
-            fail("--nonblocking is for TCP: a UDP send takes a whole datagram or nothing")
-        if args.proto == "udp" and (args.size or len(args.send.encode())) > MAX_UDP_PAYLOAD:
-            fail(f"a UDP datagram carries at most {MAX_UDP_PAYLOAD} bytes over IPv4")
-        return client(args)
-    return serve(args)
+    return cli.main(parser(), argv, serve=serve, client=client)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,6 @@ Client result (one JSON object on stdout), the same keys for both:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import logging
 import os
@@ -50,22 +49,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from nodes.cli import (
-    Handlers,
-    add_client_arguments,
-    add_listen_arguments,
-    connect,
-    datagram_size,
-    elapsed_ms,
-    failure,
-    listener,
-    non_negative_seconds,
-    positive_int,
-    print_result,
-    seconds,
-    setup_logging,
-    stop_on_signals,
-)
+from nodes import cli
 from nodes.endpoints import format_sockaddr, resolve
 from nodes.outcomes import Outcome
 
@@ -128,15 +112,10 @@ def handle_tcp(conn: socket.socket, address: Any, log: logging.Logger, timeout: 
 
 def serve_tcp(listening: socket.socket, log: logging.Logger, timeout: float) -> None:
     """Accept until a stop signal; then end the transfers still under way, and wait for their threads."""
-    handlers = Handlers()
+    handlers = cli.Handlers()
     try:
         while True:
-            try:
-                conn, address = listening.accept()
-            except OSError as exc:
-                log.warning("accept failed: %s", exc.strerror or exc)
-                time.sleep(0.01)
-                continue
+            conn, address = cli.accept(listening, log)  # listening.accept(); a failed one is logged and waited out
             handlers.start(conn, handle_tcp, address, log, timeout)
     finally:
         handlers.stop()
@@ -169,14 +148,10 @@ def serve_udp(sock: socket.socket, log: logging.Logger) -> None:
             log.warning("error: %s", exc.strerror or exc)
 
 
-def serve(args: argparse.Namespace) -> int:
-    log = setup_logging(f"bulk.{args.proto}")
-    stop_on_signals()
+def serve(args: argparse.Namespace, log: logging.Logger) -> None:
     sock_type = socket.SOCK_STREAM if args.proto == "tcp" else socket.SOCK_DGRAM
-    with listener(args, sock_type, log) as sock, contextlib.suppress(KeyboardInterrupt):
+    with cli.listener(args, sock_type, log) as sock:
         serve_tcp(sock, log, args.timeout) if args.proto == "tcp" else serve_udp(sock, log)
-    log.info("stopped")
-    return 0
 
 
 def stream_digest(block: bytes, size: int) -> bytes:
@@ -198,9 +173,8 @@ def send_tcp(args: argparse.Namespace, result: dict[str, Any]) -> None:
     """
     block = os.urandom(min(BLOCK, args.bytes))
     ours = stream_digest(block, args.bytes)
-    with connect(args.to, args.timeout) as sock:
-        result["peer"] = format_sockaddr(sock.getpeername())
-        result["local"] = format_sockaddr(sock.getsockname())
+    with cli.connect(args.to, args.timeout) as sock:
+        result.update(cli.addresses(sock))
         started = time.perf_counter()
         sock.sendall(LENGTH.pack(args.bytes))
         remaining = args.bytes
@@ -228,8 +202,7 @@ def send_udp(args: argparse.Namespace, result: dict[str, Any]) -> None:
     filler = os.urandom(args.size - DATAGRAM_HEAD.size)
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.connect(sockaddr)  # connected, so that "nobody listens" shows as refused
-        result["peer"] = format_sockaddr(sock.getpeername())
-        result["local"] = format_sockaddr(sock.getsockname())
+        result.update(cli.addresses(sock))
         started = time.perf_counter()
         for seq in range(args.count):
             result["bytes_sent"] += sock.send(DATAGRAM_HEAD.pack(DATA, session, seq) + filler)
@@ -262,7 +235,7 @@ def rate(result: dict[str, Any], received: int, seconds_taken: float) -> None:
     result["throughput_mbps"] = round(received * 8 / seconds_taken / 1e6, 3) if seconds_taken > 0 else None
 
 
-def client(args: argparse.Namespace) -> int:
+def client(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {
         "outcome": Outcome.ERROR.value, "errno": None, "detail": None, "proto": args.proto,
         "target": str(args.to), "peer": None, "local": None, "bytes_sent": 0, "bytes_received": 0,
@@ -276,40 +249,37 @@ def client(args: argparse.Namespace) -> int:
     try:
         send_tcp(args, result) if args.proto == "tcp" else send_udp(args, result)
     except OSError as exc:
-        result.update(failure(exc))
+        result.update(cli.failure(exc))
     if result["elapsed_ms"] is None:  # failed: say how long it took to fail
-        result["elapsed_ms"] = elapsed_ms(started)
-    print_result(result)
-    return 0
+        result["elapsed_ms"] = cli.elapsed_ms(started)
+    return result
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nodes.bulk", description=__doc__.split("\n\n")[0])
-    commands = p.add_subparsers(dest="command", required=True, metavar="{serve,client}")
-    s = commands.add_parser("serve", help="receive transfers, verify them, report what arrived",
-                            description="Bulk transfer receiver: TCP with SHA-256, or UDP with a tally.")
+    p, s, c = cli.subcommands(
+        "bulk", __doc__,
+        serve=("receive transfers, verify them, report what arrived",
+               "Bulk transfer receiver: TCP with SHA-256, or UDP with a tally."),
+        client=("send a transfer, print one JSON result", "Bulk transfer sender."))
     s.add_argument("--proto", choices=["tcp", "udp"], default="tcp", help="transport (default: tcp)")
-    add_listen_arguments(s)
-    s.add_argument("--timeout", type=seconds, default=30.0, metavar="S",
+    cli.add_listen_arguments(s)
+    s.add_argument("--timeout", type=cli.seconds, default=30.0, metavar="S",
                    help="TCP: drop a client silent for S seconds (default: 30)")
-    c = commands.add_parser("client", help="send a transfer, print one JSON result",
-                            description="Bulk transfer sender.")
     c.add_argument("--proto", choices=["tcp", "udp"], default="tcp", help="transport (default: tcp)")
-    add_client_arguments(c, default_timeout=10.0)
-    c.add_argument("--bytes", type=positive_int, default=10_000_000, metavar="N",
+    cli.add_client_arguments(c, default_timeout=10.0)
+    c.add_argument("--bytes", type=cli.positive_int, default=10_000_000, metavar="N",
                    help="TCP: bytes to send (default: 10000000)")
-    c.add_argument("--count", type=positive_int, default=1000, metavar="N",
+    c.add_argument("--count", type=cli.positive_int, default=1000, metavar="N",
                    help="UDP: datagrams to send (default: 1000)")
-    c.add_argument("--size", type=datagram_size(DATAGRAM_HEAD.size), default=1400, metavar="BYTES",
+    c.add_argument("--size", type=cli.datagram_size(DATAGRAM_HEAD.size), default=1400, metavar="BYTES",
                    help=f"UDP: bytes per datagram, {DATAGRAM_HEAD.size} to 65507 (default: 1400)")
-    c.add_argument("--interval", type=non_negative_seconds, default=0.0, metavar="S",
+    c.add_argument("--interval", type=cli.non_negative_seconds, default=0.0, metavar="S",
                    help="UDP: pause between datagrams (default: 0, as fast as the socket takes them)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    return serve(args) if args.command == "serve" else client(args)
+    return cli.main(parser(), argv, serve=serve, client=client, log_name=lambda args: f"bulk.{args.proto}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,12 @@ the same way:
 - clients print exactly one JSON object on stdout whose ``outcome`` is a
   word of ``nodes.outcomes.Outcome``; the exit status is 0 whenever a result
   was observed, whatever it was.
+
+``main`` is the frame every program runs in, and keeps these promises; the
+rest are the pieces the programs share: argument types, the listening
+socket, accepting (``accept`` for a blocking server, ``Acceptor`` for a
+selectors loop), stop signals, results. A program's own file keeps its
+lesson: the socket calls, in order, that make it what it is.
 """
 
 from __future__ import annotations
@@ -21,19 +27,21 @@ import json
 import logging
 import os
 import resource
+import selectors
 import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn
 
-from nodes.endpoints import Endpoint, parse_endpoint, parse_port, resolve
+from nodes.endpoints import Endpoint, format_sockaddr, parse_endpoint, parse_port, resolve
 from nodes.listen import BindError, describe, open_listener
 from nodes.outcomes import classify
 
 USAGE_ERROR = 2
+DEFAULT_SEND = "Hello, world"
 
 
 def port(text: str) -> int:
@@ -73,15 +81,37 @@ def non_negative_seconds(text: str) -> float:
     return seconds(text)
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a count of at least 1."""
+def whole_number(text: str, minimum: int, too_small: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{value} {too_small}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a count of at least 1."""
+    return whole_number(text, 1, "must be at least 1")
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: a count that may be 0."""
+    return whole_number(text, 0, "must not be negative")
+
+
+def non_empty(text: str) -> str:
+    """An argparse type: text of at least one character (an empty message proves nothing)."""
+    if not text:
+        raise argparse.ArgumentTypeError("needs at least one character")
+    return text
+
+
+def endpoint_text(text: str) -> str:
+    """An argparse type: ``HOST:PORT`` checked as ``endpoint`` does, but kept as written."""
+    endpoint(text)
+    return text
 
 
 MAX_UDP_PAYLOAD = 65507  # an IPv4 datagram's 65535 bytes less its IP and UDP headers
@@ -108,6 +138,11 @@ def add_client_arguments(parser: argparse.ArgumentParser, default_timeout: float
         "--timeout", type=seconds, default=default_timeout, metavar="S",
         help=f"give up waiting after S seconds (default: {default_timeout:g})",
     )
+
+
+def add_send_argument(parser: argparse._ActionsContainer, what: str = "text to send") -> None:
+    parser.add_argument("--send", type=non_empty, default=DEFAULT_SEND, metavar="TEXT",
+                        help=f"{what} (default: {DEFAULT_SEND!r})")
 
 
 def add_quiet_argument(parser: argparse.ArgumentParser) -> None:
@@ -144,7 +179,7 @@ def listener(args: argparse.Namespace, sock_type: int, log: logging.Logger, **op
     try:
         sock = open_listener(endpoint, sock_type, v6only=args.v6only, **options)
     except BindError as exc:
-        fail(exc.strerror)
+        fail(exc.strerror or str(exc))
     except socket.gaierror as exc:
         fail(f"cannot bind {endpoint}: {exc.strerror}")
     log.info("listening on %s", describe(sock))
@@ -171,6 +206,11 @@ def connect(where: Endpoint, timeout: float, sock_type: int = socket.SOCK_STREAM
     raise error
 
 
+def addresses(sock: socket.socket) -> dict[str, str | None]:
+    """A connected socket's two ends as a client result says them: ``peer`` and ``local``, HOST:PORT."""
+    return {"peer": format_sockaddr(sock.getpeername()), "local": format_sockaddr(sock.getsockname())}
+
+
 def failure(exc: BaseException) -> dict[str, Any]:
     """The outcome, errno name and plain-words detail of a failed socket call."""
     outcome, errno_name = classify(exc)
@@ -185,6 +225,91 @@ def elapsed_ms(started: float) -> float:
 
 OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 """accept() errors that mean "no room for another socket now", not "that client is gone"."""
+ACCEPT_PAUSE = 0.5  # seconds without accepting, once out of descriptors
+
+
+def accept_failed(exc: OSError, log: logging.Logger) -> None:
+    """Log a failed blocking ``accept()``, and wait before the next one as long as retrying at once is in vain.
+
+    Out of descriptors, the listener stays ready while no accept can
+    succeed: retrying at once would spin. So this pauses ``ACCEPT_PAUSE``
+    seconds, for connections to end and free some. Any other error (say
+    ECONNABORTED: a client gave up while queued) is that client's alone.
+    """
+    if exc.errno in OUT_OF_DESCRIPTORS:
+        log.warning("accept failed: %s; pausing accepts for %g s", exc.strerror, ACCEPT_PAUSE)
+        time.sleep(ACCEPT_PAUSE)
+    else:
+        log.warning("accept failed: %s", exc.strerror or exc)
+        time.sleep(0.01)  # whatever it was, never a busy loop
+
+
+def accept(listening: socket.socket, log: logging.Logger) -> tuple[socket.socket, Any]:
+    """``listening.accept()`` for a blocking server: the next connection; failures are logged and waited out."""
+    while True:
+        try:
+            return listening.accept()
+        except OSError as exc:
+            accept_failed(exc, log)
+
+
+class Acceptor:
+    """``accept()`` without blocking, for a server whose selector watches the listener; pauses rather than spins.
+
+    The listener is registered for reading, with ``data`` as its key's data.
+    ``accept`` yields what ``listening.accept()`` returns until nobody is
+    waiting, ``batch`` connections at most, so that the open connections get
+    their turn too. Out of descriptors, the listener stays readable while no
+    accept can succeed, so it leaves the selector for ``ACCEPT_PAUSE``
+    seconds, or until the server frees a descriptor (``freed``). The serving
+    loop waits in select no longer than the pause (``wait``) and calls
+    ``resume_if_due`` after each select.
+    """
+
+    def __init__(
+        self, listening: socket.socket, selector: selectors.BaseSelector, log: logging.Logger, *, batch: int,
+        data: Any = None,
+    ) -> None:
+        self.listening, self.selector, self.log, self.batch, self.data = listening, selector, log, batch, data
+        self.paused_until = 0.0
+        listening.setblocking(False)
+        selector.register(listening, selectors.EVENT_READ, data)
+
+    def accept(self) -> Iterator[tuple[socket.socket, Any]]:
+        for _ in range(self.batch):
+            try:
+                accepted = self.listening.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno in OUT_OF_DESCRIPTORS:
+                    self.log.warning("accept failed: %s; pausing accepts for %g s", exc.strerror, ACCEPT_PAUSE)
+                    self.selector.unregister(self.listening)
+                    self.paused_until = time.monotonic() + ACCEPT_PAUSE
+                    return
+                self.log.warning("accept failed: %s", exc.strerror or exc)  # that client is gone already
+                continue
+            yield accepted
+
+    def wait(self, timeout: float | None) -> float | None:
+        """How long a select may block: ``timeout``, but not past the end of a pause."""
+        if not self.paused_until:
+            return timeout
+        left = max(0.0, self.paused_until - time.monotonic())
+        return left if timeout is None else min(timeout, left)
+
+    def resume_if_due(self, now: float) -> None:
+        if self.paused_until and now >= self.paused_until:
+            self.resume()
+
+    def freed(self) -> None:
+        """A connection was closed: if accepting is paused, there is room again."""
+        if self.paused_until:
+            self.resume()
+
+    def resume(self) -> None:
+        self.paused_until = 0.0
+        self.selector.register(self.listening, selectors.EVENT_READ, self.data)
 
 
 def raise_fd_limit(log: logging.Logger | None = None) -> int:
@@ -346,10 +471,70 @@ def end_processes(pids: set[int], log: logging.Logger, what: str, grace: float) 
             time.sleep(0.01)
 
 
+class UsageError(Exception):
+    """What was asked cannot be done as asked (an address not on this host, say): one line on stderr, exit 2."""
+
+
 def fail(message: str) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(USAGE_ERROR)
+    raise UsageError(message)
 
 
 def print_result(result: Mapping[str, Any]) -> None:
     print(json.dumps(result, ensure_ascii=False), flush=True)
+
+
+# -- the frame every program runs in ------------------------------------------------------------------
+
+Serve = Callable[[argparse.Namespace, logging.Logger], object]
+"""A server: runs until it is done or a stop signal interrupts it (KeyboardInterrupt)."""
+Client = Callable[[argparse.Namespace], Mapping[str, Any] | int]
+"""A client: returns its JSON result, or (a program that prints none) its exit status."""
+
+
+def subcommands(
+    name: str, doc: str | None, *, serve: tuple[str, str], client: tuple[str, str]
+) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser, argparse.ArgumentParser]:
+    """A program's parser and its ``serve`` and ``client`` subcommands, each given as (help, description)."""
+    p = argparse.ArgumentParser(prog=f"python -m nodes.{name}", description=(doc or "").split("\n\n")[0])
+    commands = p.add_subparsers(dest="command", required=True, metavar="{serve,client}")
+    s = commands.add_parser("serve", help=serve[0], description=serve[1])
+    c = commands.add_parser("client", help=client[0], description=client[1])
+    return p, s, c
+
+
+def main(
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    *,
+    client: Client,
+    serve: Serve | None = None,
+    log_name: Callable[[argparse.Namespace], str] | None = None,
+) -> int:
+    """Run a program: parse its arguments, then serve, or run the client, keeping the conventions above.
+
+    ``serve`` (the ``serve`` subcommand) runs with logging set up (named
+    ``log_name(args)``, or after the program) and with SIGINT and SIGTERM
+    raising KeyboardInterrupt; however it ends, by returning or by a stop
+    signal, the program logs "stopped" and exits 0. ``client`` (the
+    ``client`` subcommand, or the whole of a program without subcommands)
+    returns its result, printed as one JSON line with exit status 0, or an
+    exit status. Bad arguments exit 2 (argparse's message), and so does a
+    ``UsageError`` (``fail``), with one line on stderr.
+    """
+    args = parser.parse_args(argv)
+    try:
+        if serve is not None and args.command == "serve":
+            log = setup_logging(log_name(args) if log_name else parser.prog.rpartition(".")[2])
+            stop_on_signals()
+            with contextlib.suppress(KeyboardInterrupt):
+                serve(args, log)
+            log.info("stopped")
+            return 0
+        result = client(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    if isinstance(result, int):
+        return result
+    print_result(result)
+    return 0

@@ -35,31 +35,17 @@ Client result (one JSON object on stdout), keys:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import socket
 import time
 from collections.abc import Callable
 from typing import Any
 
-from nodes.cli import (
-    add_client_arguments,
-    add_listen_arguments,
-    connect,
-    elapsed_ms,
-    fail,
-    failure,
-    listener,
-    print_result,
-    seconds,
-    setup_logging,
-    stop_on_signals,
-)
+from nodes import cli
 from nodes.endpoints import format_sockaddr
 from nodes.outcomes import Outcome
 
 BUFSIZE = 65536
-DEFAULT_SEND = "Hello, world"
 
 
 def serve_forever(
@@ -75,12 +61,7 @@ def serve_forever(
     connection: the loop logs it and goes back to ``accept``.
     """
     while True:
-        try:
-            conn, address = listening.accept()
-        except OSError as exc:  # e.g. ECONNABORTED: the client gave up while queued
-            log.warning("accept failed: %s", exc.strerror or exc)
-            time.sleep(0.01)
-            continue
+        conn, address = cli.accept(listening, log)  # listening.accept(); a failed one is logged and waited out
         with conn:
             peer = peer_name(conn, address)
             log.info("accepted %s", peer)
@@ -131,7 +112,7 @@ def exchange(sock: socket.socket, data: bytes, timeout: float) -> dict[str, Any]
                 break
             reply += chunk
     except OSError as exc:
-        result.update(failure(exc))
+        result.update(cli.failure(exc))
     else:
         if reply == data:
             result["outcome"] = Outcome.ECHOED.value
@@ -153,51 +134,42 @@ def empty_result() -> dict[str, Any]:
     }
 
 
-def client(args: argparse.Namespace) -> int:
+def client(args: argparse.Namespace) -> dict[str, Any]:
     result = empty_result() | {"target": str(args.to)}
     started = time.perf_counter()
     try:
-        sock = connect(args.to, args.timeout)
+        sock = cli.connect(args.to, args.timeout)
     except OSError as exc:
-        result.update(failure(exc))
+        result.update(cli.failure(exc))
     else:
         with sock:
-            result["peer"] = format_sockaddr(sock.getpeername())
-            result["local"] = format_sockaddr(sock.getsockname())
+            result.update(cli.addresses(sock))
             result.update(exchange(sock, args.send.encode(), args.timeout))
-    result["elapsed_ms"] = elapsed_ms(started)
-    print_result(result)
-    return 0
+    result["elapsed_ms"] = cli.elapsed_ms(started)
+    return result
 
 
-def serve(args: argparse.Namespace) -> int:
-    log = setup_logging("echo")
-    stop_on_signals()
-    with listener(args, socket.SOCK_STREAM, log) as listening, contextlib.suppress(KeyboardInterrupt):
+def serve(args: argparse.Namespace, log: logging.Logger) -> None:
+    with cli.listener(args, socket.SOCK_STREAM, log) as listening:
         serve_forever(listening, log, timeout=args.timeout)
-    log.info("stopped")
-    return 0
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nodes.echo", description=__doc__.split("\n\n")[0])
-    commands = p.add_subparsers(dest="command", required=True, metavar="{serve,client}")
-    s = commands.add_parser("serve", help="echo for one client at a time", description="Blocking TCP echo server.")
-    add_listen_arguments(s)
-    s.add_argument("--timeout", type=seconds, default=30.0, metavar="S",
+    p, s, c = cli.subcommands(
+        "echo", __doc__,
+        serve=("echo for one client at a time", "Blocking TCP echo server."),
+        client=("send text, read the echo, print one JSON result",
+                "Send text over TCP and check that it comes back unchanged."))
+    cli.add_listen_arguments(s)
+    s.add_argument("--timeout", type=cli.seconds, default=30.0, metavar="S",
                    help="close a client that sends nothing for S seconds, so the next one gets its turn (default: 30)")
-    c = commands.add_parser("client", help="send text, read the echo, print one JSON result",
-                            description="Send text over TCP and check that it comes back unchanged.")
-    add_client_arguments(c)
-    c.add_argument("--send", default=DEFAULT_SEND, metavar="TEXT", help=f"text to send (default: {DEFAULT_SEND!r})")
+    cli.add_client_arguments(c)
+    cli.add_send_argument(c)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    if args.command == "client" and not args.send:
-        fail("--send needs at least one character: an empty echo proves nothing")
-    return serve(args) if args.command == "serve" else client(args)
+    return cli.main(parser(), argv, serve=serve, client=client)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ Client result (one JSON object on stdout), keys:
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
 import os
 import selectors
@@ -46,24 +45,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from nodes.cli import (
-    OUT_OF_DESCRIPTORS,
-    add_client_arguments,
-    add_listen_arguments,
-    add_quiet_argument,
-    elapsed_ms,
-    listener,
-    non_negative_seconds,
-    positive_int,
-    print_result,
-    raise_fd_limit,
-    seconds,
-    setup_logging,
-    stop_on_signals,
-)
-from nodes.endpoints import format_sockaddr, resolve
+from nodes import cli
+from nodes.conversations import Conversation, Load
+from nodes.endpoints import format_sockaddr
 from nodes.outcomes import Outcome
-from nodes.tally import Tally
+from nodes.tally import Tally, client_result
 
 BUFSIZE = 65536
 MAX_OWED = 1 << 20  # bytes a connection may owe its client before the server stops reading from it
@@ -90,15 +76,12 @@ class EchoServer:
     """One thread, one selector, every client."""
 
     def __init__(self, listening: socket.socket, log: logging.Logger, *, idle_timeout: float, quiet: bool) -> None:
-        self.listening = listening
         self.log = log
         self.idle_timeout = idle_timeout
         self.quiet = quiet
         self.connections: set[Connection] = set()
         self.selector = selectors.DefaultSelector()
-        self.accept_paused_until = 0.0
-        listening.setblocking(False)
-        self.selector.register(listening, READ)  # data None marks the listener
+        self.acceptor = cli.Acceptor(listening, self.selector, log, batch=ACCEPT_BATCH)  # its key's data: None
 
     def serve_forever(self) -> None:
         next_sweep = time.monotonic() + SWEEP_SECONDS
@@ -109,36 +92,19 @@ class EchoServer:
                 else:
                     self.service(key.data, mask)
             now = time.monotonic()
-            if self.accept_paused_until and now >= self.accept_paused_until:
-                self.resume_accepting()
+            self.acceptor.resume_if_due(now)
             if now >= next_sweep:
                 self.close_idle(now)
                 next_sweep = now + SWEEP_SECONDS
 
     def accept(self) -> None:
-        for _ in range(ACCEPT_BATCH):
-            try:
-                sock, address = self.listening.accept()
-            except BlockingIOError:
-                return
-            except OSError as exc:
-                if exc.errno in OUT_OF_DESCRIPTORS:
-                    # The listener stays readable: without a pause this would spin.
-                    self.log.warning("accept failed: %s; pausing accepts for 0.5 s", exc.strerror)
-                    self.selector.unregister(self.listening)
-                    self.accept_paused_until = time.monotonic() + 0.5
-                    return
-                continue  # ECONNABORTED and the like: that client is gone already
+        for sock, address in self.acceptor.accept():  # listening.accept() while clients wait: see nodes.cli
             sock.setblocking(False)
             conn = Connection(sock, format_sockaddr(address) or "?", time.monotonic())
             self.selector.register(sock, READ, conn)
             self.connections.add(conn)
             if not self.quiet:
                 self.log.info("accepted %s", conn.peer)
-
-    def resume_accepting(self) -> None:
-        self.accept_paused_until = 0.0
-        self.selector.register(self.listening, READ)
 
     def service(self, conn: Connection, mask: int) -> None:
         """Read what arrived, send what is owed: whatever does not block, nothing more."""
@@ -175,8 +141,7 @@ class EchoServer:
             self.log.warning("error %s: %s (%d bytes echoed)", conn.peer, problem, conn.echoed)
         elif not self.quiet:
             self.log.info("closed %s (%d bytes echoed)", conn.peer, conn.echoed)
-        if self.accept_paused_until:  # a descriptor was freed
-            self.resume_accepting()
+        self.acceptor.freed()  # if accepting is paused: there is a descriptor for another connection now
 
     def close_idle(self, now: float) -> None:
         for conn in [c for c in self.connections if now - c.last_active > self.idle_timeout]:
@@ -188,15 +153,85 @@ class EchoServer:
         self.selector.close()
 
 
-@dataclass(slots=True, eq=False)
-class Attempt:
-    """The client's side of one connection: what is left to send, what came back."""
+class Echo(Conversation):
+    """The client's side of one connection: connect, send every message, receive the echo back, done."""
 
-    sock: socket.socket
-    pending: memoryview
-    received: bytearray = field(default_factory=bytearray)
-    connected: bool = False
-    held: bool = False  # established, silent until the hold is released
+    load: Echoes
+
+    def __init__(self, load: Echoes) -> None:
+        super().__init__(load)
+        self.pending = memoryview(load.payload)
+        self.received = bytearray()
+        self.connected = False
+        self.held = False  # established, silent until the hold is released
+
+    def connect(self) -> bool:
+        if not super().connect():
+            return False
+        self.watch(READ | WRITE)
+        return True
+
+    def ready(self, mask: int) -> None:
+        try:
+            if not self.connected:
+                self.established()
+                if self.held:
+                    return
+            if self.pending and not self.held:
+                self.send()
+            if mask & READ:
+                self.receive()
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            self.raised(exc)
+
+    def established(self) -> None:
+        """The handshake is over: it failed (SO_ERROR says why), or the connection is open."""
+        code = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            raise OSError(code, os.strerror(code))
+        self.connected = True
+        self.load.tally.connected()
+        hold = self.load.hold
+        if hold:
+            hold.settle()
+            if not hold.released:
+                self.held = True
+                hold.waiting[self] = None
+                self.watch(READ)  # only to notice a server closing
+
+    def send(self) -> None:
+        sent = self.sock.send(self.pending)
+        self.pending = self.pending[sent:]
+        self.load.tally.bytes_sent += sent
+        if not self.pending:
+            self.watch(READ)
+
+    def receive(self) -> None:
+        data = self.sock.recv(BUFSIZE)
+        self.load.tally.bytes_received += len(data)
+        self.received += data
+        payload = self.load.payload
+        if not data:
+            self.done(Outcome.CLOSED.value)
+        elif self.received != payload[: len(self.received)]:
+            self.done(Outcome.MISMATCH.value)
+        elif len(self.received) == len(payload):
+            self.done(Outcome.ECHOED.value)
+
+    def done(self, outcome: str, detail: str | None = None, errno_name: str | None = None) -> None:
+        hold, counts = self.load.hold, self.load.tally
+        if hold:
+            if not self.connected:
+                hold.settle()
+            hold.waiting.pop(self, None)
+        super().done(outcome, detail, errno_name)
+        counts.open_now -= self.connected
+        if outcome == Outcome.ECHOED.value:
+            counts.completed += 1
+        else:
+            counts.failed(outcome, errno_name, detail)
 
 
 @dataclass
@@ -211,7 +246,7 @@ class Hold:
     seconds: float
     unsettled: int
     release_at: float | None = None
-    waiting: list[Attempt] = field(default_factory=list)
+    waiting: dict[Echo, None] = field(default_factory=dict)
 
     def settle(self) -> None:
         self.unsettled -= 1
@@ -222,164 +257,79 @@ class Hold:
     def released(self) -> bool:
         return self.release_at is not None and time.monotonic() >= self.release_at
 
-    def wait(self, remaining: float) -> float:
-        """How long the next select may block: not past the release, while anyone waits for it."""
-        if self.waiting and self.release_at is not None:
-            return max(0.0, min(remaining, self.release_at - time.monotonic()))
-        return remaining
 
+class Echoes(Load):
+    """N connections opened at once, each echoing the same bytes; with a ``Hold``, all open before any echo."""
 
-def run_connections(family: int, sockaddr: tuple, n: int, payload: bytes, timeout: float,
-                    hold_seconds: float | None = None) -> Tally:
-    """Open n connections at once, echo ``payload`` on each, and count what happened.
+    conversation_class = Echo
 
-    With ``hold_seconds``, see ``Hold``: the echo starts only once all are open.
-    """
-    tally = Tally(connections=n)
-    selector = selectors.DefaultSelector()
-    deadline = time.monotonic() + timeout
-    hold = Hold(hold_seconds, n) if hold_seconds is not None else None
+    def __init__(self, family: int, sockaddr: tuple, payload: bytes, counts: Tally, *, timeout: float,
+                 connections: int, hold_seconds: float | None) -> None:
+        super().__init__(family, sockaddr, timeout=timeout, concurrency=connections)
+        self.payload, self.tally = payload, counts
+        self.hold = Hold(hold_seconds, connections) if hold_seconds is not None else None
 
-    def finish(attempt: Attempt, outcome: str | None = None, exc: OSError | None = None) -> None:
-        if hold and not attempt.connected:
-            hold.settle()
-        selector.unregister(attempt.sock)
-        attempt.sock.close()
-        tally.open_now -= attempt.connected
-        if exc is not None:
-            tally.raised(exc)
-        elif outcome == Outcome.ECHOED:
-            tally.completed += 1
-        else:
-            tally.failed(outcome or Outcome.ERROR.value)
-
-    for _ in range(n):
-        try:
-            sock = socket.socket(family, socket.SOCK_STREAM)
-        except OSError as exc:  # out of descriptors: count it, like any other failure
-            tally.raised(exc)
-            if hold:
-                hold.settle()
-            continue
-        sock.setblocking(False)
-        code = sock.connect_ex(sockaddr)
-        if code not in (0, errno.EINPROGRESS):
-            sock.close()
-            tally.raised(OSError(code, os.strerror(code)))
-            if hold:
-                hold.settle()
-            continue
-        selector.register(sock, READ | WRITE, Attempt(sock, memoryview(payload)))
-
-    while selector.get_map() and (remaining := deadline - time.monotonic()) > 0:
+    def service_actions(self) -> None:
+        hold = self.hold
         if hold and hold.waiting and hold.released:
-            for attempt in hold.waiting:
-                attempt.held = False
-                selector.modify(attempt.sock, READ | WRITE, attempt)
+            for echo in hold.waiting:
+                echo.held = False
+                echo.watch(READ | WRITE)
             hold.waiting.clear()
-        for key, mask in selector.select(hold.wait(remaining) if hold else remaining):
-            attempt: Attempt = key.data
-            try:
-                if not attempt.connected:
-                    code = attempt.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                    if code:
-                        raise OSError(code, os.strerror(code))
-                    attempt.connected = True
-                    tally.connected()
-                    if hold:
-                        hold.settle()
-                        if not hold.released:
-                            attempt.held = True
-                            hold.waiting.append(attempt)
-                            selector.modify(attempt.sock, READ, attempt)  # only to notice a server closing
-                            continue
-                if attempt.pending and not attempt.held:
-                    sent = attempt.sock.send(attempt.pending)
-                    attempt.pending = attempt.pending[sent:]
-                    tally.bytes_sent += sent
-                    if not attempt.pending:
-                        selector.modify(attempt.sock, READ, attempt)
-                if mask & READ:
-                    data = attempt.sock.recv(BUFSIZE)
-                    tally.bytes_received += len(data)
-                    attempt.received += data
-                    if not data:
-                        finish(attempt, Outcome.CLOSED.value)
-                    elif attempt.received != payload[: len(attempt.received)]:
-                        finish(attempt, Outcome.MISMATCH.value)
-                    elif len(attempt.received) == len(payload):
-                        finish(attempt, Outcome.ECHOED.value)
-            except BlockingIOError:
-                pass
-            except OSError as exc:
-                finish(attempt, exc=exc)
-    for key in list(selector.get_map().values()):
-        finish(key.data, Outcome.TIMEOUT.value)
-    selector.close()
-    return tally
+
+    def wait(self, timeout: float) -> float:
+        """Not past the release of the hold, while anyone waits for it."""
+        hold = self.hold
+        if hold and hold.waiting and hold.release_at is not None:
+            return max(0.0, min(timeout, hold.release_at - time.monotonic()))
+        return timeout
 
 
-def client(args: argparse.Namespace) -> int:
-    raise_fd_limit()
+def client(args: argparse.Namespace) -> dict[str, Any]:
     payload = "".join(args.messages).encode()
-    base: dict[str, Any] = {"target": str(args.to), "peer": None, "messages": len(args.messages)}
-    started = time.perf_counter()
-    try:
-        family, sockaddr = resolve(args.to, socket.SOCK_STREAM)[0]
-    except OSError as exc:
-        tally = Tally(connections=args.connections)
-        tally.raised(exc, count=args.connections)
-    else:
-        base["peer"] = format_sockaddr(sockaddr)
-        tally = run_connections(family, sockaddr, args.connections, payload, args.timeout, args.hold)
-    summary = tally.summary()
-    verdict = {key: summary.pop(key) for key in ("outcome", "errno", "detail")}
-    print_result(verdict | base | summary | {"elapsed_ms": elapsed_ms(started)})
-    return 0
+    counts = Tally(connections=args.connections)
+
+    def connections(family: int, sockaddr: tuple) -> None:
+        Echoes(family, sockaddr, payload, counts, timeout=args.timeout, connections=args.connections,
+               hold_seconds=args.hold).run(args.connections)
+
+    return client_result(args.to, counts, connections, messages=len(args.messages))
 
 
-def serve(args: argparse.Namespace) -> int:
-    log = setup_logging("multiconn")
-    stop_on_signals()
-    with listener(args, socket.SOCK_STREAM, log) as listening:
-        raise_fd_limit(log)
+def serve(args: argparse.Namespace, log: logging.Logger) -> None:
+    with cli.listener(args, socket.SOCK_STREAM, log) as listening:
+        cli.raise_fd_limit(log)
         server = EchoServer(listening, log, idle_timeout=args.timeout, quiet=args.quiet)
         try:
             server.serve_forever()
-        except KeyboardInterrupt:
-            pass
         finally:
             server.shutdown()
-    log.info("stopped")
-    return 0
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nodes.multiconn", description=__doc__.split("\n\n")[0])
-    commands = p.add_subparsers(dest="command", required=True, metavar="{serve,client}")
-    s = commands.add_parser("serve", help="echo for many clients at once, on one thread",
-                            description="Non-blocking selectors echo server.")
-    add_listen_arguments(s)
-    s.add_argument("--timeout", type=seconds, default=60.0, metavar="S",
+    p, s, c = cli.subcommands(
+        "multiconn", __doc__,
+        serve=("echo for many clients at once, on one thread", "Non-blocking selectors echo server."),
+        client=("open N connections at once and echo messages on each",
+                "Open N non-blocking connections, send the messages on each, close each once its echo is "
+                "complete."))
+    cli.add_listen_arguments(s)
+    s.add_argument("--timeout", type=cli.seconds, default=60.0, metavar="S",
                    help="close a connection that is idle for S seconds (default: 60)")
-    add_quiet_argument(s)
-    c = commands.add_parser("client", help="open N connections at once and echo messages on each",
-                            description="Open N non-blocking connections, send the messages on each, "
-                            "close each once its echo is complete.")
-    add_client_arguments(c, default_timeout=10.0)
-    c.add_argument("--connections", type=positive_int, default=2, metavar="N",
+    cli.add_quiet_argument(s)
+    cli.add_client_arguments(c, default_timeout=10.0)
+    c.add_argument("--connections", type=cli.positive_int, default=2, metavar="N",
                    help="connections to open at once (default: 2)")
     c.add_argument("--messages", nargs="+", default=DEFAULT_MESSAGES, metavar="TEXT",
                    help="messages sent, in order, on every connection (default: %(default)s)")
-    c.add_argument("--hold", type=non_negative_seconds, metavar="S",
+    c.add_argument("--hold", type=cli.non_negative_seconds, metavar="S",
                    help="keep each connection silent until all are open, then S seconds more, so that they are "
                    "all open together (count S in --timeout)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    return serve(args) if args.command == "serve" else client(args)
+    return cli.main(parser(), argv, serve=serve, client=client)
 
 
 if __name__ == "__main__":

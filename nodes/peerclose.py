@@ -41,7 +41,6 @@ Client result (one JSON object on stdout), keys:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import select
 import socket
@@ -49,25 +48,13 @@ import struct
 import time
 from typing import Any
 
-from nodes.cli import (
-    add_client_arguments,
-    add_listen_arguments,
-    connect,
-    elapsed_ms,
-    failure,
-    listener,
-    print_result,
-    seconds,
-    setup_logging,
-    stop_on_signals,
-)
+from nodes import cli
 from nodes.endpoints import format_sockaddr
 from nodes.outcomes import Outcome
 
 MODES = ("close", "unread", "abort")
 STEPS = ("send", "recv", "wait")
 TCP_CLOSE = 7  # tcpi_state once the connection is gone (after a RST, say)
-DEFAULT_SEND = "Hello, world"
 
 
 # -- server --------------------------------------------------------------------
@@ -88,11 +75,7 @@ def end(conn: socket.socket, mode: str, timeout: float) -> str:
 
 def serve_forever(sock: socket.socket, args: argparse.Namespace, log: logging.Logger) -> None:
     while True:
-        try:
-            conn, address = sock.accept()
-        except OSError as exc:  # e.g. ECONNABORTED: the client left while queued
-            log.warning("accept failed: %s", exc.strerror or exc)
-            continue
+        conn, address = cli.accept(sock, log)  # sock.accept(); a failed one is logged and waited out
         peer = format_sockaddr(address)
         with conn:
             try:
@@ -103,14 +86,10 @@ def serve_forever(sock: socket.socket, args: argparse.Namespace, log: logging.Lo
         log.info("%s: %s", peer, done)
 
 
-def serve(args: argparse.Namespace) -> int:
-    log = setup_logging("peerclose")
-    stop_on_signals()
-    with listener(args, socket.SOCK_STREAM, log) as sock, contextlib.suppress(KeyboardInterrupt):
+def serve(args: argparse.Namespace, log: logging.Logger) -> None:
+    with cli.listener(args, socket.SOCK_STREAM, log) as sock:
         log.info("mode %s", args.mode)
         serve_forever(sock, args, log)
-    log.info("stopped")
-    return 0
 
 
 # -- client --------------------------------------------------------------------
@@ -141,25 +120,24 @@ def step(sock: socket.socket, name: str, text: bytes, timeout: float) -> dict[st
         elif not wait_for_reset(sock, timeout):
             made["outcome"] = Outcome.TIMEOUT.value
     except OSError as exc:
-        made.update(failure(exc))  # outcome, errno and a detail, which marks the step as failed
-    made["elapsed_ms"] = elapsed_ms(started)
+        made.update(cli.failure(exc))  # outcome, errno and a detail, which marks the step as failed
+    made["elapsed_ms"] = cli.elapsed_ms(started)
     return made
 
 
-def client(args: argparse.Namespace) -> int:
+def client(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {
         "outcome": Outcome.ERROR.value, "errno": None, "detail": None, "target": str(args.to), "peer": None,
         "local": None, "steps": [], "steps_done": 0, "failed_step": None, "elapsed_ms": 0.0,
     }
     started = time.perf_counter()
     try:
-        sock = connect(args.to, args.timeout)
+        sock = cli.connect(args.to, args.timeout)
     except OSError as exc:
-        result.update(failure(exc))
+        result.update(cli.failure(exc))
     else:
         with sock:
-            result["peer"] = format_sockaddr(sock.getpeername())
-            result["local"] = format_sockaddr(sock.getsockname())
+            result.update(cli.addresses(sock))
             for name in args.steps:
                 made = step(sock, name, args.send.encode(), args.timeout)
                 detail = made.pop("detail", None)
@@ -169,9 +147,8 @@ def client(args: argparse.Namespace) -> int:
                     result["failed_step"] = name
                     break
             result["steps_done"] = len(result["steps"])
-    result["elapsed_ms"] = elapsed_ms(started)
-    print_result(result)
-    return 0
+    result["elapsed_ms"] = cli.elapsed_ms(started)
+    return result
 
 
 def steps(text: str) -> list[str]:
@@ -184,30 +161,28 @@ def steps(text: str) -> list[str]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nodes.peerclose", description=__doc__.split("\n\n")[0])
-    commands = p.add_subparsers(dest="command", required=True, metavar="{serve,client}")
-    s = commands.add_parser("serve", help="end each connection as the mode says",
-                            description="Take one connection at a time; once the client's first message has "
-                                        "arrived, end it with a FIN or a RST.")
-    add_listen_arguments(s)
+    p, s, c = cli.subcommands(
+        "peerclose", __doc__,
+        serve=("end each connection as the mode says",
+               "Take one connection at a time; once the client's first message has arrived, end it with a FIN "
+               "or a RST."),
+        client=("make send/recv/wait steps, print what each returned, as JSON",
+                "Connect, make the steps in order, and report what each one returned."))
+    cli.add_listen_arguments(s)
     s.add_argument("--mode", choices=MODES, default="close",
                    help="close: read, then close (FIN); unread: close without reading (RST); "
                         "abort: read, then close with SO_LINGER 0 (RST) (default: close)")
-    s.add_argument("--timeout", type=seconds, default=10.0, metavar="S",
+    s.add_argument("--timeout", type=cli.seconds, default=10.0, metavar="S",
                    help="close a client that sends nothing for S seconds (default: 10)")
-    c = commands.add_parser("client", help="make send/recv/wait steps, print what each returned, as JSON",
-                            description="Connect, make the steps in order, and report what each one returned.")
-    add_client_arguments(c)
+    cli.add_client_arguments(c)
     c.add_argument("--steps", type=steps, default=["send", "recv"], metavar="STEPS",
                    help="comma-separated steps among send, recv, wait (default: send,recv)")
-    c.add_argument("--send", default=DEFAULT_SEND, metavar="TEXT", help=f"what each send step sends "
-                   f"(default: {DEFAULT_SEND!r})")
+    cli.add_send_argument(c, "what each send step sends")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    return serve(args) if args.command == "serve" else client(args)
+    return cli.main(parser(), argv, serve=serve, client=client)
 
 
 if __name__ == "__main__":

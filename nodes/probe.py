@@ -20,8 +20,9 @@ import socket
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
-from nodes.cli import fail, print_result
+from nodes import cli
 from nodes.endpoints import FAMILIES, Endpoint, format_sockaddr, parse_endpoint, resolve
 from nodes.listen import open_listener
 from nodes.outcomes import Outcome, classify
@@ -141,7 +142,7 @@ def tcp_attempt(family: int, sockaddr: tuple, args: argparse.Namespace) -> Attem
                 exchange(sock, data, deadline, attempt)
         except OSError as exc:
             attempt.failed(exc)
-    attempt.elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+    attempt.elapsed_ms = cli.elapsed_ms(started)
     return attempt
 
 
@@ -171,7 +172,7 @@ def udp_attempt(family: int, sockaddr: tuple, args: argparse.Namespace) -> Attem
             judge(data, reply, True, attempt)
         except OSError as exc:
             attempt.failed(exc)
-    attempt.elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+    attempt.elapsed_ms = cli.elapsed_ms(started)
     return attempt
 
 
@@ -186,7 +187,7 @@ def bind_only(args: argparse.Namespace, sock_type: int) -> Result:
             result.outcome = Outcome.OK
     except OSError as exc:
         result.failed(exc)
-    result.elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+    result.elapsed_ms = cli.elapsed_ms(started)
     return result
 
 
@@ -218,19 +219,20 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--proto", choices=["tcp", "udp"], default="tcp", help="transport (default: tcp)")
     goal = p.add_mutually_exclusive_group(required=True)
-    goal.add_argument("--to", metavar="HOST:PORT", help="connect (TCP) or send a datagram (UDP) to this endpoint")
-    goal.add_argument("--bind", metavar="ADDR:PORT",
+    goal.add_argument("--to", type=cli.endpoint_text, metavar="HOST:PORT",
+                      help="connect (TCP) or send a datagram (UDP) to this endpoint")
+    goal.add_argument("--bind", type=cli.endpoint_text, metavar="ADDR:PORT",
                       help="only bind there (and listen, for TCP): is it free and local?")
     payload = p.add_mutually_exclusive_group()
-    payload.add_argument("--send", metavar="TEXT",
+    payload.add_argument("--send", type=cli.non_empty, metavar="TEXT",
                          help="text to send; an echo of it means 'echoed' (UDP default: ping)")
-    payload.add_argument("--size", type=int, metavar="N",
+    payload.add_argument("--size", type=cli.positive_int, metavar="N",
                          help="send N bytes of a repeating pattern instead (big enough to need many recv calls)")
-    p.add_argument("--timeout", type=float, default=2.0, metavar="S", help="time budget per address (default: 2)")
+    p.add_argument("--timeout", type=cli.seconds, default=2.0, metavar="S", help="time budget per address (default: 2)")
     p.add_argument("--from", dest="source", metavar="ADDR", help="bind the client to this local address first")
     p.add_argument("--family", choices=sorted(FAMILIES), default="any", help="address family to resolve names in")
     p.add_argument("--connected", action="store_true", help="UDP: connect() first, so ICMP errors are reported")
-    p.add_argument("--bufsize", type=int, default=UDP_BUFSIZE,
+    p.add_argument("--bufsize", type=cli.positive_int, default=UDP_BUFSIZE,
                    help="UDP: receive buffer size (a smaller one truncates)")
     p.add_argument("--reuse-addr", action="store_true", help="with --bind: set SO_REUSEADDR first")
     stack = p.add_mutually_exclusive_group()
@@ -241,17 +243,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    if args.timeout <= 0 or args.bufsize <= 0 or (args.size is not None and args.size <= 0):
-        fail("--timeout, --bufsize and --size must be positive")
+def probe(args: argparse.Namespace) -> dict[str, Any]:
     sock_type = socket.SOCK_STREAM if args.proto == "tcp" else socket.SOCK_DGRAM
-    try:
-        result = bind_only(args, sock_type) if args.bind else connect(args, sock_type)
-    except ValueError as exc:
-        fail(str(exc))
-    print_result(asdict(result))
-    return 0
+    return asdict(bind_only(args, sock_type) if args.bind else connect(args, sock_type))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main(parser(), argv, client=probe)
 
 
 if __name__ == "__main__":

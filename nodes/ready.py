@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from nodes.cli import fail
+from nodes import cli
 
 TCP_LISTEN = 0x0A
 UDP_UNCONNECTED = 0x07  # a bound, unconnected UDP socket shows state CLOSE
@@ -99,21 +99,26 @@ def alive(pidfile: Path | None) -> bool:
     return True
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m nodes.ready", description=__doc__.split("\n\n")[0])
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m nodes.ready", description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("url", help="tcp://ADDR:PORT, udp://ADDR:PORT or unix:///PATH (ADDR * for any address)")
-    p.add_argument("--timeout", type=float, default=10.0, metavar="S", help="give up after S seconds (default: 10)")
+    p.add_argument("--timeout", type=cli.seconds, default=10.0, metavar="S",
+                   help="give up after S seconds (default: 10)")
     p.add_argument("--pidfile", type=Path, help="stop waiting if the process named here exits")
-    args = p.parse_args(argv)
+    return p
+
+
+def wait(args: argparse.Namespace) -> int:
+    """Poll until the socket is there; the exit status says how the wait ended."""
     parts = urlsplit(args.url)
     if parts.scheme not in ("tcp", "udp", "unix"):
-        fail(f"{args.url!r}: use tcp://ADDR:PORT, udp://ADDR:PORT or unix:///PATH")
+        cli.fail(f"{args.url!r}: use tcp://ADDR:PORT, udp://ADDR:PORT or unix:///PATH")
     if parts.scheme != "unix":
         try:
             if parts.port is None:
                 raise ValueError("no port given")
         except ValueError as exc:  # urlsplit refuses ports out of range
-            fail(f"{args.url!r}: {exc}")
+            cli.fail(f"{args.url!r}: {exc}")
     deadline = time.monotonic() + args.timeout
     while not listening(args.url):
         if not alive(args.pidfile):
@@ -124,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
             return NOT_READY
         time.sleep(POLL_SECONDS)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main(parser(), argv, client=wait)
 
 
 if __name__ == "__main__":

@@ -30,22 +30,7 @@ import socketserver
 import sys
 from typing import Any
 
-from nodes import echo, udpecho
-from nodes.cli import (
-    STOP_SIGNALS,
-    add_client_arguments,
-    add_listen_arguments,
-    add_quiet_argument,
-    end_processes,
-    fail,
-    listener,
-    seconds,
-    setup_logging,
-    shut,
-    stop_on_signals,
-    stop_requested,
-    stop_signals_blocked,
-)
+from nodes import cli, echo, udpecho
 from nodes.endpoints import format_sockaddr
 
 CHILD_GRACE = 2.0  # seconds a forked child has to end after SIGTERM before it is killed
@@ -57,8 +42,22 @@ class Configured:
     log: logging.Logger
     client_timeout: float
     quiet: bool
+    socket_type: int
     block_on_close = False  # forking: serve() ends the children itself
     max_packet_size = udpecho.MAX_DATAGRAM  # socketserver's default (8192) would truncate datagrams
+
+    def get_request(self) -> tuple[Any, Any]:
+        """socketserver's accept() (recvfrom() for UDP), which it retries at once when it fails.
+
+        Out of descriptors, the listener stays ready and no accept succeeds:
+        ``nodes.cli.accept_failed`` logs it and pauses, so the retry does not spin.
+        """
+        try:
+            return super().get_request()  # type: ignore[misc]  # a mix-in: the server class has it
+        except OSError as exc:
+            if self.socket_type == socket.SOCK_STREAM:
+                cli.accept_failed(exc, self.log)
+            raise
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """One line with the peer, instead of socketserver's traceback."""
@@ -67,7 +66,7 @@ class Configured:
     def service_actions(self) -> None:
         """Between polls (every 0.5 s): stop, if a stop signal came whose KeyboardInterrupt was swallowed."""
         super().service_actions()  # type: ignore[misc]
-        if stop_requested():
+        if cli.stop_requested():
             raise KeyboardInterrupt
 
 
@@ -90,7 +89,7 @@ class StoppableThreads:
     def process_request(self, request: Any, client_address: Any) -> None:
         if isinstance(request, socket.socket):  # TCP; a UDP request is a datagram and the shared socket
             self.open_connections.add(request)
-        with stop_signals_blocked():
+        with cli.stop_signals_blocked():
             super().process_request(request, client_address)  # type: ignore[misc]
 
     def shutdown_request(self, request: Any) -> None:
@@ -99,7 +98,7 @@ class StoppableThreads:
 
     def server_close(self) -> None:
         for conn in list(self.open_connections):
-            shut(conn)
+            cli.shut(conn)
         super().server_close()  # type: ignore[misc]
 
 
@@ -116,7 +115,7 @@ class ForkingTCP(Configured, socketserver.ForkingTCPServer):
     """
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        with stop_signals_blocked():
+        with cli.stop_signals_blocked():
             super().process_request(request, client_address)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
@@ -128,9 +127,9 @@ class ForkingTCP(Configured, socketserver.ForkingTCPServer):
         50 here took its SIGTERM without Python ever calling the handler
         (CPython issue 98140) and served on.
         """
-        for signum in STOP_SIGNALS:
+        for signum in cli.STOP_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, cli.STOP_SIGNALS)
         super().finish_request(request, client_address)
 
 
@@ -169,7 +168,8 @@ class UDPEcho(socketserver.BaseRequestHandler):
             self.server.log.info("echoed %d bytes to %s", len(data), format_sockaddr(self.client_address))
 
 
-KINDS: dict[str, tuple[type[socketserver.BaseServer], type[socketserver.BaseRequestHandler], int]] = {
+# The server classes, each a socketserver.TCPServer (UDPServer derives from it), the handler, the socket type.
+KINDS: dict[str, tuple[type[socketserver.TCPServer], type[socketserver.BaseRequestHandler], int]] = {
     "threading-tcp": (ThreadingTCP, TCPEcho, socket.SOCK_STREAM),
     "forking-tcp": (ForkingTCP, TCPEcho, socket.SOCK_STREAM),
     "threading-udp": (ThreadingUDP, UDPEcho, socket.SOCK_DGRAM),
@@ -187,22 +187,16 @@ def build(kind: str, listening: socket.socket, log: logging.Logger, client_timeo
     return server
 
 
-def serve(args: argparse.Namespace) -> int:
-    log = setup_logging(f"sockserver.{args.kind}")
-    stop_on_signals()
-    server = build(args.kind, listener(args, KINDS[args.kind][2], log), log, args.timeout, args.quiet)
+def serve(args: argparse.Namespace, log: logging.Logger) -> None:
+    server = build(args.kind, cli.listener(args, KINDS[args.kind][2], log), log, args.timeout, args.quiet)
     try:
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
     finally:
-        end_processes(set(getattr(server, "active_children", None) or ()), log, "child processes", CHILD_GRACE)
+        cli.end_processes(set(getattr(server, "active_children", None) or ()), log, "child processes", CHILD_GRACE)
         server.server_close()
-    log.info("stopped")
-    return 0
 
 
-def client(args: argparse.Namespace) -> int:
+def client(args: argparse.Namespace) -> dict[str, Any]:
     if args.proto == "tcp":
         return echo.client(args)
     args.count, args.interval, args.size = None, 0.0, 0
@@ -210,32 +204,27 @@ def client(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nodes.sockserver", description=__doc__.split("\n\n")[0])
-    commands = p.add_subparsers(dest="command", required=True, metavar="{serve,client}")
-    s = commands.add_parser("serve", help="run a socketserver echo server",
-                            description="socketserver echo server: threading or forking, TCP or UDP.")
+    p, s, c = cli.subcommands(
+        "sockserver", __doc__,
+        serve=("run a socketserver echo server", "socketserver echo server: threading or forking, TCP or UDP."),
+        client=("send text, check the echo (the echo or udpecho client)",
+                "Echo client for any kind: TCP (nodes.echo) or UDP (nodes.udpecho)."))
     s.add_argument("--kind", choices=sorted(KINDS), default="threading-tcp",
                    help="threading-tcp: a thread per connection; forking-tcp: a process per connection; "
                    "threading-udp: a thread per datagram (default: threading-tcp)")
-    add_listen_arguments(s)
-    s.add_argument("--timeout", type=seconds, default=30.0, metavar="S",
+    cli.add_listen_arguments(s)
+    s.add_argument("--timeout", type=cli.seconds, default=30.0, metavar="S",
                    help="TCP: close a client that sends nothing for S seconds (default: 30)")
-    add_quiet_argument(s)
-    c = commands.add_parser("client", help="send text, check the echo (the echo or udpecho client)",
-                            description="Echo client for any kind: TCP (nodes.echo) or UDP (nodes.udpecho).")
+    cli.add_quiet_argument(s)
     c.add_argument("--proto", choices=["tcp", "udp"], default="tcp", help="transport (default: tcp)")
-    add_client_arguments(c)
-    c.add_argument("--send", default=echo.DEFAULT_SEND, metavar="TEXT",
-                   help=f"text to send (default: {echo.DEFAULT_SEND!r})")
+    cli.add_client_arguments(c)
+    cli.add_send_argument(c)
     c.add_argument("--connected", action="store_true", help="UDP: connect() first, so ICMP errors are reported")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    if args.command == "client" and not args.send:
-        fail("--send needs at least one character")
-    return serve(args) if args.command == "serve" else client(args)
+    return cli.main(parser(), argv, serve=serve, client=client, log_name=lambda args: f"sockserver.{args.kind}")
 
 
 if __name__ == "__main__":

@@ -1,23 +1,31 @@
-"""What N echo connections amounted to, counted the same way by every many-connection client.
+"""What N connections amounted to, counted the same way by every many-connection client.
 
-``multiconn`` (selectors) and ``asyncecho`` (asyncio) open many connections
-in different ways but report the same thing: how many were opened, echoed
-back whole or failed (by outcome, with the errno of the first failure of
-each kind), the most open at once, the bytes either way.
+``multiconn`` (selectors), ``asyncecho`` (asyncio) and ``app`` (a request
+per connection) open many connections in different ways but report the
+same thing: how many were opened, completed or failed (by outcome, with
+the errno of the first failure of each kind), the most open at once, the
+bytes either way. ``client_result`` is the part of such a client around
+its connections: resolve the server once, run them, say what they came to.
 """
 
 from __future__ import annotations
 
+import socket
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from nodes.cli import failure
+from nodes.cli import failure, raise_fd_limit
+from nodes.endpoints import Endpoint, format_sockaddr, resolve
 from nodes.outcomes import Outcome
 
 
 @dataclass
 class Tally:
+    success: ClassVar[Outcome] = Outcome.ECHOED  # the outcome when every connection completed
+
     connections: int
     opened: int = 0
     completed: int = 0
@@ -41,16 +49,41 @@ class Tally:
         said = failure(exc)
         self.failed(said["outcome"], said["errno"], said["detail"], count)
 
-    def summary(self) -> dict[str, Any]:
-        """The JSON keys both clients report: echoed if every connection was, else the commonest failure."""
+    def verdict(self) -> dict[str, Any]:
+        """``success`` if every connection completed, else the commonest failure, with its errno and detail."""
         if self.completed == self.connections:
-            outcome, errno_name, detail = Outcome.ECHOED.value, None, None
-        else:
-            outcome = self.errors.most_common(1)[0][0]
-            errno_name, detail = self.why[outcome]
+            return {"outcome": self.success.value, "errno": None, "detail": None}
+        outcome = self.errors.most_common(1)[0][0]
+        errno_name, detail = self.why[outcome]
+        return {"outcome": outcome, "errno": errno_name, "detail": detail}
+
+    def summary(self, seconds_taken: float) -> dict[str, Any]:
+        """The counts, as JSON keys."""
         return {
-            "outcome": outcome, "errno": errno_name, "detail": detail,
             "connections": self.connections, "opened": self.opened, "completed": self.completed,
             "failed": self.connections - self.completed, "peak_open": self.peak_open,
             "bytes_sent": self.bytes_sent, "bytes_received": self.bytes_received, "errors": dict(self.errors),
+            "elapsed_ms": round(seconds_taken * 1000, 3),
         }
+
+
+def client_result(to: Endpoint, tally: Tally, run: Callable[[int, tuple], object], **keys: Any) -> dict[str, Any]:
+    """The JSON result of a client whose ``run(family, sockaddr)`` counts its connections to ``to`` in ``tally``.
+
+    The name is resolved once, not once per connection: a getaddrinfo for
+    each of 10,000 connections would cost more than they do. If it does not
+    resolve, every connection failed that way. The result is the verdict
+    (outcome, errno, detail), then target and peer, ``keys``, and the counts.
+    """
+    raise_fd_limit()  # each connection is a descriptor
+    started = time.perf_counter()
+    peer = None
+    try:
+        family, sockaddr = resolve(to, socket.SOCK_STREAM)[0]
+    except OSError as exc:
+        tally.raised(exc, count=tally.connections)
+    else:
+        peer = format_sockaddr(sockaddr)
+        run(family, sockaddr)
+    seconds_taken = time.perf_counter() - started
+    return tally.verdict() | {"target": str(to), "peer": peer} | keys | tally.summary(seconds_taken)

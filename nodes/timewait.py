@@ -33,56 +33,37 @@ Client result (one JSON object on stdout), keys:
 from __future__ import annotations
 
 import argparse
-import contextlib
+import logging
 import socket
 import time
 from typing import Any
 
-from nodes.cli import (
-    add_client_arguments,
-    add_listen_arguments,
-    connect,
-    elapsed_ms,
-    fail,
-    failure,
-    listener,
-    print_result,
-    seconds,
-    setup_logging,
-    stop_on_signals,
-)
+from nodes import cli
 from nodes.endpoints import format_sockaddr
 from nodes.outcomes import Outcome
 
-DEFAULT_SEND = "Hello, world"
+
+def serve(args: argparse.Namespace, log: logging.Logger) -> None:
+    with cli.listener(args, socket.SOCK_STREAM, log, reuse_addr=not args.no_reuse_addr) as listening:
+        conn, address = cli.accept(listening, log)  # listening.accept(); a failed one is logged and waited out
+    log.info("accepted %s, stopped listening", format_sockaddr(address))
+    with conn:
+        conn.settimeout(args.timeout)
+        try:
+            data = conn.recv(65536)
+            conn.sendall(data)
+            conn.shutdown(socket.SHUT_WR)
+            log.info("echoed %d bytes and closed first (FIN)", len(data))
+            while conn.recv(65536):  # until the client's FIN
+                pass
+        except OSError as exc:
+            log.warning("error %s: %s", format_sockaddr(address), exc.strerror or exc)
+        else:
+            local = format_sockaddr(conn.getsockname())
+            log.info("the client closed too: %s stays in TIME_WAIT on this host for 60 s", local)
 
 
-def serve(args: argparse.Namespace) -> int:
-    log = setup_logging("timewait")
-    stop_on_signals()
-    with contextlib.suppress(KeyboardInterrupt):
-        with listener(args, socket.SOCK_STREAM, log, reuse_addr=not args.no_reuse_addr) as listening:
-            conn, address = listening.accept()
-        log.info("accepted %s, stopped listening", format_sockaddr(address))
-        with conn:
-            conn.settimeout(args.timeout)
-            try:
-                data = conn.recv(65536)
-                conn.sendall(data)
-                conn.shutdown(socket.SHUT_WR)
-                log.info("echoed %d bytes and closed first (FIN)", len(data))
-                while conn.recv(65536):  # until the client's FIN
-                    pass
-            except OSError as exc:
-                log.warning("error %s: %s", format_sockaddr(address), exc.strerror or exc)
-            else:
-                local = format_sockaddr(conn.getsockname())
-                log.info("the client closed too: %s stays in TIME_WAIT on this host for 60 s", local)
-    log.info("stopped")
-    return 0
-
-
-def client(args: argparse.Namespace) -> int:
+def client(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {
         "outcome": Outcome.ERROR.value, "errno": None, "detail": None, "target": str(args.to), "peer": None,
         "local": None, "sent": 0, "received": 0, "reply": None, "server_closed_first": False, "elapsed_ms": 0.0,
@@ -90,9 +71,8 @@ def client(args: argparse.Namespace) -> int:
     text = args.send.encode()
     started = time.perf_counter()
     try:
-        with connect(args.to, args.timeout) as sock:
-            result["peer"] = format_sockaddr(sock.getpeername())
-            result["local"] = format_sockaddr(sock.getsockname())
+        with cli.connect(args.to, args.timeout) as sock:
+            result.update(cli.addresses(sock))
             sock.sendall(text)
             result["sent"] = len(text)
             reply = b""
@@ -100,42 +80,37 @@ def client(args: argparse.Namespace) -> int:
                 reply += chunk
             result["server_closed_first"] = True  # its end of file came while this socket was open
     except OSError as exc:
-        result.update(failure(exc))
+        result.update(cli.failure(exc))
     else:
         result.update(received=len(reply), reply=reply[:200].decode("utf-8", "replace"))
         if reply == text:
             result["outcome"] = Outcome.ECHOED.value
         else:
             result["outcome"] = (Outcome.CLOSED if len(reply) < len(text) else Outcome.MISMATCH).value
-    result["elapsed_ms"] = elapsed_ms(started)
-    print_result(result)
-    return 0
+    result["elapsed_ms"] = cli.elapsed_ms(started)
+    return result
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nodes.timewait", description=__doc__.split("\n\n")[0])
-    commands = p.add_subparsers(dest="command", required=True, metavar="{serve,client}")
-    s = commands.add_parser("serve", help="serve one connection, close first, exit",
-                            description="Echo one message on one connection, close first (so TIME_WAIT is "
-                                        "on this side), and exit.")
-    add_listen_arguments(s)
-    s.add_argument("--timeout", type=seconds, default=30.0, metavar="S",
+    p, s, c = cli.subcommands(
+        "timewait", __doc__,
+        serve=("serve one connection, close first, exit",
+               "Echo one message on one connection, close first (so TIME_WAIT is on this side), and exit."),
+        client=("send a message, read until the server closes, print one JSON result",
+                "Send a message and read the echo until the server closes first."))
+    cli.add_listen_arguments(s)
+    s.add_argument("--timeout", type=cli.seconds, default=30.0, metavar="S",
                    help="give up on a client silent for S seconds (default: 30)")
     s.add_argument("--no-reuse-addr", action="store_true",
                    help="do not set SO_REUSEADDR: then while TIME_WAIT lasts, not even a socket that sets it "
                         "can bind the port")
-    c = commands.add_parser("client", help="send a message, read until the server closes, print one JSON result",
-                            description="Send a message and read the echo until the server closes first.")
-    add_client_arguments(c)
-    c.add_argument("--send", default=DEFAULT_SEND, metavar="TEXT", help=f"text to send (default: {DEFAULT_SEND!r})")
+    cli.add_client_arguments(c)
+    cli.add_send_argument(c)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    if args.command == "client" and not args.send:
-        fail("--send needs at least one character")
-    return serve(args) if args.command == "serve" else client(args)
+    return cli.main(parser(), argv, serve=serve, client=client)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ Client result (one JSON object on stdout), the same keys in both modes:
 from __future__ import annotations
 
 import argparse
+import logging
 import selectors
 import socket
 import struct
@@ -48,47 +49,25 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from nodes.cli import (
-    add_client_arguments,
-    add_listen_arguments,
-    add_quiet_argument,
-    datagram_size,
-    elapsed_ms,
-    fail,
-    failure,
-    listener,
-    non_negative_seconds,
-    positive_int,
-    print_result,
-    setup_logging,
-    stop_on_signals,
-)
+from nodes import cli
 from nodes.endpoints import format_sockaddr, resolve
 from nodes.outcomes import Outcome
 
 MAX_DATAGRAM = 65535
 SEQUENCE = struct.Struct(">Q")  # the number at the front of each counted datagram
-DEFAULT_SEND = "Hello, world"
 
 
-def serve(args: argparse.Namespace) -> int:
-    log = setup_logging("udpecho")
-    stop_on_signals()
-    with listener(args, socket.SOCK_DGRAM, log) as sock:
-        try:
-            while True:
-                try:
-                    data, address = sock.recvfrom(MAX_DATAGRAM)
-                    sock.sendto(data, address)
-                except OSError as exc:  # e.g. an ICMP error reported for an earlier reply
-                    log.warning("error: %s", exc.strerror or exc)
-                    continue
-                if not args.quiet:
-                    log.info("echoed %d bytes to %s", len(data), format_sockaddr(address))
-        except KeyboardInterrupt:
-            pass
-    log.info("stopped")
-    return 0
+def serve(args: argparse.Namespace, log: logging.Logger) -> None:
+    with cli.listener(args, socket.SOCK_DGRAM, log) as sock:
+        while True:
+            try:
+                data, address = sock.recvfrom(MAX_DATAGRAM)
+                sock.sendto(data, address)
+            except OSError as exc:  # e.g. an ICMP error reported for an earlier reply
+                log.warning("error: %s", exc.strerror or exc)
+                continue
+            if not args.quiet:
+                log.info("echoed %d bytes to %s", len(data), format_sockaddr(address))
 
 
 @dataclass
@@ -230,7 +209,7 @@ def drain(echoes: Echoes, counts: Counts, size: int) -> None:
 
 def verdict(counts: Counts, timeout: float) -> dict[str, Any]:
     """The outcome: a failure only if nothing at all came back."""
-    said: dict[str, Any] = failure(counts.error) if counts.error else {"errno": None, "detail": None}
+    said: dict[str, Any] = cli.failure(counts.error) if counts.error else {"errno": None, "detail": None}
     if counts.corrupted:
         said["outcome"] = Outcome.MISMATCH.value
     elif counts.received == counts.sent:
@@ -242,7 +221,7 @@ def verdict(counts: Counts, timeout: float) -> dict[str, Any]:
     return said
 
 
-def client(args: argparse.Namespace) -> int:
+def client(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {
         "outcome": Outcome.ERROR.value, "errno": None, "detail": None,
         "mode": "count" if args.count else "single", "connected": args.connected,
@@ -262,40 +241,34 @@ def client(args: argparse.Namespace) -> int:
             result["local"] = format_sockaddr(sock.getsockname())
         result |= verdict(counts, args.timeout)
     except OSError as exc:  # the name did not resolve, or connect() refused the address
-        result |= failure(exc)
-    result |= counts.fields() | {"reply": reply, "elapsed_ms": elapsed_ms(started)}
-    print_result(result)
-    return 0
+        result |= cli.failure(exc)
+    return result | counts.fields() | {"reply": reply, "elapsed_ms": cli.elapsed_ms(started)}
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nodes.udpecho", description=__doc__.split("\n\n")[0])
-    commands = p.add_subparsers(dest="command", required=True, metavar="{serve,client}")
-    s = commands.add_parser("serve", help="echo every datagram to its sender", description="UDP echo server.")
-    add_listen_arguments(s)
-    add_quiet_argument(s)
-    c = commands.add_parser("client", help="send datagrams, count the echoes, print one JSON result",
-                            description="UDP echo client: one datagram, or --count numbered ones.")
-    add_client_arguments(c, default_timeout=2.0)
-    c.add_argument("--send", default=DEFAULT_SEND, metavar="TEXT",
-                   help=f"single mode: the text to send (default: {DEFAULT_SEND!r})")
+    p, s, c = cli.subcommands(
+        "udpecho", __doc__,
+        serve=("echo every datagram to its sender", "UDP echo server."),
+        client=("send datagrams, count the echoes, print one JSON result",
+                "UDP echo client: one datagram, or --count numbered ones."))
+    cli.add_listen_arguments(s)
+    cli.add_quiet_argument(s)
+    cli.add_client_arguments(c, default_timeout=2.0)
+    cli.add_send_argument(c, "single mode: the text to send")
     c.add_argument("--connected", action="store_true",
                    help="connect() the socket first, so that ICMP errors (port unreachable) are reported")
-    c.add_argument("--count", type=positive_int, metavar="N",
+    c.add_argument("--count", type=cli.positive_int, metavar="N",
                    help="send N numbered datagrams and count lost, duplicated and reordered echoes")
-    c.add_argument("--interval", type=non_negative_seconds, default=0.001, metavar="S",
+    c.add_argument("--interval", type=cli.non_negative_seconds, default=0.001, metavar="S",
                    help="with --count: seconds between datagrams (default: 0.001; 0 sends as fast as the "
                    "socket allows, and UDP has no flow control: expect loss)")
-    c.add_argument("--size", type=datagram_size(SEQUENCE.size), default=64, metavar="BYTES",
+    c.add_argument("--size", type=cli.datagram_size(SEQUENCE.size), default=64, metavar="BYTES",
                    help="with --count: bytes per datagram, 8 to 65507 (default: 64)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    if args.command == "client" and not args.send:
-        fail("--send needs at least one character")
-    return serve(args) if args.command == "serve" else client(args)
+    return cli.main(parser(), argv, serve=serve, client=client)
 
 
 if __name__ == "__main__":

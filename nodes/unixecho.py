@@ -31,16 +31,7 @@ import struct
 import time
 from typing import Any
 
-from nodes import echo
-from nodes.cli import (
-    elapsed_ms,
-    fail,
-    failure,
-    print_result,
-    seconds,
-    setup_logging,
-    stop_on_signals,
-)
+from nodes import cli, echo
 
 CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
@@ -52,7 +43,7 @@ def remove_stale(path: str) -> None:
     except FileNotFoundError:
         return
     if not stat.S_ISSOCK(mode):
-        fail(f"{path} exists and is not a socket: not removing it")
+        cli.fail(f"{path} exists and is not a socket: not removing it")
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         probe.settimeout(1.0)
         try:
@@ -61,8 +52,8 @@ def remove_stale(path: str) -> None:
             os.unlink(path)
             return
         except OSError as exc:
-            fail(f"cannot check {path}: {exc.strerror or exc}")
-    fail(f"another server is listening on {path}")
+            cli.fail(f"cannot check {path}: {exc.strerror or exc}")
+    cli.fail(f"another server is listening on {path}")
 
 
 def open_listener(path: str, log: logging.Logger) -> tuple[socket.socket, tuple[int, int]]:
@@ -74,7 +65,7 @@ def open_listener(path: str, log: logging.Logger) -> tuple[socket.socket, tuple[
         sock.listen()
     except OSError as exc:
         sock.close()
-        fail(f"cannot bind {path}: {exc.strerror or exc}")
+        cli.fail(f"cannot bind {path}: {exc.strerror or exc}")
     info = os.stat(path)
     log.info("listening on unix %s", path)
     return sock, (info.st_dev, info.st_ino)
@@ -101,22 +92,16 @@ def peer_credentials(conn: socket.socket, address: Any) -> str:
     return f"pid {pid} (uid {uid})"
 
 
-def serve(args: argparse.Namespace) -> int:
-    log = setup_logging("unixecho")
-    stop_on_signals()
+def serve(args: argparse.Namespace, log: logging.Logger) -> None:
     sock, identity = open_listener(args.path, log)
     try:
         with sock:
             echo.serve_forever(sock, log, timeout=args.timeout, peer_name=peer_credentials)
-    except KeyboardInterrupt:
-        pass
     finally:
         remove_own(args.path, identity)
-    log.info("stopped")
-    return 0
 
 
-def client(args: argparse.Namespace) -> int:
+def client(args: argparse.Namespace) -> dict[str, Any]:
     result = echo.empty_result() | {"target": args.path}
     started = time.perf_counter()
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
@@ -124,41 +109,33 @@ def client(args: argparse.Namespace) -> int:
         try:
             sock.connect(args.path)
         except OSError as exc:
-            result.update(failure(exc))
+            result.update(cli.failure(exc))
         else:
             result["peer"] = args.path
             result["local"] = sock.getsockname() or None
             result.update(echo.exchange(sock, args.send.encode(), args.timeout))
-    result["elapsed_ms"] = elapsed_ms(started)
-    print_result(result)
-    return 0
+    result["elapsed_ms"] = cli.elapsed_ms(started)
+    return result
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nodes.unixecho", description=__doc__.split("\n\n")[0])
-    commands = p.add_subparsers(dest="command", required=True, metavar="{serve,client}")
-    s = commands.add_parser("serve", help="echo on a Unix socket, one client at a time",
-                            description="Unix domain socket echo server.")
-    s.add_argument("--path", required=True, help="socket file to create (a stale one is replaced)")
-    s.add_argument("--timeout", type=seconds, default=30.0, metavar="S",
+    p, s, c = cli.subcommands(
+        "unixecho", __doc__,
+        serve=("echo on a Unix socket, one client at a time", "Unix domain socket echo server."),
+        client=("send text over a Unix socket, read the echo, print one JSON result",
+                "Unix domain socket echo client."))
+    s.add_argument("--path", type=cli.non_empty, required=True, help="socket file to create (a stale one is replaced)")
+    s.add_argument("--timeout", type=cli.seconds, default=30.0, metavar="S",
                    help="close a client that sends nothing for S seconds (default: 30)")
-    c = commands.add_parser("client", help="send text over a Unix socket, read the echo, print one JSON result",
-                            description="Unix domain socket echo client.")
-    c.add_argument("--path", required=True, help="socket file of the server")
-    c.add_argument("--timeout", type=seconds, default=5.0, metavar="S",
+    c.add_argument("--path", type=cli.non_empty, required=True, help="socket file of the server")
+    c.add_argument("--timeout", type=cli.seconds, default=5.0, metavar="S",
                    help="give up waiting after S seconds (default: 5)")
-    c.add_argument("--send", default=echo.DEFAULT_SEND, metavar="TEXT",
-                   help=f"text to send (default: {echo.DEFAULT_SEND!r})")
+    cli.add_send_argument(c)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    if not args.path:
-        fail("--path must not be empty")
-    if args.command == "client" and not args.send:
-        fail("--send needs at least one character")
-    return serve(args) if args.command == "serve" else client(args)
+    return cli.main(parser(), argv, serve=serve, client=client)
 
 
 if __name__ == "__main__":

@@ -54,17 +54,7 @@ import sys
 import time
 from typing import Any
 
-from nodes.cli import (
-    add_client_arguments,
-    add_listen_arguments,
-    connect,
-    elapsed_ms,
-    fail,
-    failure,
-    print_result,
-    setup_logging,
-    stop_on_signals,
-)
+from nodes import cli
 from nodes.endpoints import Endpoint, format_sockaddr, resolve
 from nodes.listen import BindError, describe, open_listener
 from nodes.outcomes import Outcome
@@ -88,20 +78,13 @@ def answer(sock: socket.socket, peer: tuple, local_host: str, local_port: int) -
                        "local_port": local_port, "family": family}).encode() + b"\n"
 
 
-def answer_connection(sock: socket.socket, log: logging.Logger) -> None:
-    """Accept one connection, tell the client how it was seen, close."""
-    try:
-        conn, peer = sock.accept()
-    except (BlockingIOError, InterruptedError):
-        return
-    except OSError as exc:  # e.g. ECONNABORTED: the client left while queued
-        log.warning("accept failed: %s", exc.strerror or exc)
-        return
+def answer_connection(conn: socket.socket, peer: tuple, log: logging.Logger) -> None:
+    """Tell the client of an accepted connection how it was seen, close."""
     with conn:
         conn.setblocking(True)
         local_host, local_port = split(conn.getsockname())
         try:
-            conn.sendall(answer(sock, peer, local_host, local_port))
+            conn.sendall(answer(conn, peer, local_host, local_port))
         except OSError as exc:
             log.warning("error %s: %s", format_sockaddr(peer), exc.strerror or exc)
             return
@@ -165,41 +148,42 @@ def open_sockets(args: argparse.Namespace, log: logging.Logger) -> list[socket.s
             for sock in opened:
                 sock.close()
             if not (args.port == 0 and opened and exc.errno == errno.EADDRINUSE):
-                fail(exc.strerror)
+                cli.fail(exc.strerror or str(exc))
             continue
         except socket.gaierror as exc:
-            fail(f"cannot bind {Endpoint(args.bind, args.port)}: {exc.strerror}")
+            cli.fail(f"cannot bind {Endpoint(args.bind, args.port)}: {exc.strerror}")
         for sock in opened:
             log.info("listening on %s", describe(sock))
         return opened
-    fail("no port free for both TCP and UDP")
+    cli.fail("no port free for both TCP and UDP")
 
 
-def serve(args: argparse.Namespace) -> int:
+def serve(args: argparse.Namespace, log: logging.Logger) -> None:
     """Answer whichever socket is ready: a connection to accept, or a datagram."""
-    log = setup_logging("whoami")
-    stop_on_signals()
     with contextlib.ExitStack() as stack, selectors.DefaultSelector() as selector:
+        acceptor: cli.Acceptor | None = None
         for sock in open_sockets(args, log):
             stack.enter_context(sock)
-            sock.setblocking(False)
-            if sock.type == socket.SOCK_DGRAM:
-                ask_for_destination(sock)
-                selector.register(sock, selectors.EVENT_READ, answer_datagram)
+            if sock.type == socket.SOCK_STREAM:
+                acceptor = cli.Acceptor(sock, selector, log, batch=1)  # registers it, with None as its key's data
             else:
-                selector.register(sock, selectors.EVENT_READ, answer_connection)
-        with contextlib.suppress(KeyboardInterrupt):
-            while True:
-                for key, _ in selector.select():
-                    key.data(key.fileobj, log)
-    log.info("stopped")
-    return 0
+                sock.setblocking(False)
+                ask_for_destination(sock)
+                selector.register(sock, selectors.EVENT_READ, sock)
+        while True:
+            for key, _ in selector.select(acceptor.wait(None) if acceptor else None):
+                if key.data is not None:
+                    answer_datagram(key.data, log)
+                elif acceptor is not None:
+                    for conn, peer in acceptor.accept():  # sock.accept(), without blocking
+                        answer_connection(conn, peer, log)
+            if acceptor is not None:
+                acceptor.resume_if_due(time.monotonic())
 
 
 def ask_tcp(args: argparse.Namespace, result: dict[str, Any]) -> bytes:
-    with connect(args.to, args.timeout) as sock:
-        result["peer"] = format_sockaddr(sock.getpeername())
-        result["local"] = format_sockaddr(sock.getsockname())
+    with cli.connect(args.to, args.timeout) as sock:
+        result.update(cli.addresses(sock))
         reply = b""
         while chunk := sock.recv(4096):
             reply += chunk
@@ -230,7 +214,7 @@ def ask(proto: str, args: argparse.Namespace) -> dict[str, Any]:
     try:
         reply = (ask_tcp if proto == "tcp" else ask_udp)(args, result)
     except OSError as exc:
-        result.update(failure(exc))
+        result.update(cli.failure(exc))
         return result
     try:
         seen = json.loads(reply)
@@ -241,7 +225,7 @@ def ask(proto: str, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def client(args: argparse.Namespace) -> int:
+def client(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     result: dict[str, Any] = {"proto": args.proto, "target": str(args.to)}
     if args.proto == "both":  # TCP's result, with UDP's beside it; the outcome is ok only if both are
@@ -252,33 +236,31 @@ def client(args: argparse.Namespace) -> int:
             result.update(outcome=udp["outcome"], errno=udp["errno"], detail=f"UDP: {udp['detail']}")
     else:
         result |= ask(args.proto, args) | {"tcp": None, "udp": None, "udp_seen_as": None, "udp_server_local": None}
-    result["elapsed_ms"] = elapsed_ms(started)
-    print_result({key: result[key] for key in KEYS})
-    return 0
+    result["elapsed_ms"] = cli.elapsed_ms(started)
+    return {key: result[key] for key in KEYS}
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nodes.whoami", description=__doc__.split("\n\n")[0])
-    commands = p.add_subparsers(dest="command", required=True, metavar="{serve,client}")
-    s = commands.add_parser("serve", help="answer each client with the addresses it was seen with",
-                            description="Answer each TCP connection or UDP datagram with the peer and local "
-                                        "address the server saw, as one JSON line.")
+    p, s, c = cli.subcommands(
+        "whoami", __doc__,
+        serve=("answer each client with the addresses it was seen with",
+               "Answer each TCP connection or UDP datagram with the peer and local address the server saw, as "
+               "one JSON line."),
+        client=("ask the server how it sees this client, print one JSON result",
+                "Ask a whoami server which addresses it saw, and print them."))
     s.add_argument("--proto", choices=["tcp", "udp", "both"], default="tcp",
                    help="transport; both: TCP and UDP on the same port (default: tcp)")
-    add_listen_arguments(s)
-    c = commands.add_parser("client", help="ask the server how it sees this client, print one JSON result",
-                            description="Ask a whoami server which addresses it saw, and print them.")
+    cli.add_listen_arguments(s)
     c.add_argument("--proto", choices=["tcp", "udp", "both"], default="tcp",
                    help="transport; both: ask over TCP, then over connected UDP (default: tcp)")
-    add_client_arguments(c)
+    cli.add_client_arguments(c)
     c.add_argument("--connected", action="store_true",
                    help="UDP: connect() first, so that an ICMP port unreachable is reported (refused)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    return serve(args) if args.command == "serve" else client(args)
+    return cli.main(parser(), argv, serve=serve, client=client)
 
 
 if __name__ == "__main__":
