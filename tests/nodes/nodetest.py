@@ -10,6 +10,7 @@ full pipe and a failing test can show the log.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib
 import io
@@ -31,6 +32,46 @@ if str(REPO) not in sys.path:  # `import nodes` whatever pytest's rootdir and im
 
 LISTENING = re.compile(r"listening on (?:tcp|udp|unix) (\S+)")
 READY_TIMEOUT = 15.0
+MAIN_GUARD = 'if __name__ == "__main__":'  # how the orchestrator tells a program from a helper module
+
+
+def programs() -> list[str]:
+    """Every module of nodes/ that runs as a program: it has a ``__main__`` guard."""
+    return sorted(path.stem for path in (REPO / "nodes").glob("*.py") if MAIN_GUARD in path.read_text())
+
+
+def subcommands(program: str) -> dict[str, argparse.ArgumentParser]:
+    """A program's subcommand parsers by name (serve, client), or none for a program without subcommands."""
+    parser = importlib.import_module(f"nodes.{program}").parser()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def options(program: str, command: str) -> set[str]:
+    """The option strings a program's subcommand takes (none if it has no such subcommand)."""
+    sub = subcommands(program).get(command)
+    return {flag for action in sub._actions for flag in action.option_strings} if sub else set()
+
+
+def inet_servers() -> list[str]:
+    """The programs whose server binds an address and a port (``serve --bind ADDR --port N``)."""
+    return [p for p in programs() if {"--bind", "--port"} <= options(p, "serve")]
+
+
+def variants(program: str) -> list[tuple[str, ...]]:
+    """The ways a program's server can be started: one per ``--proto`` or ``--kind`` it offers, else just one."""
+    serve = subcommands(program)["serve"]
+    for action in serve._actions:
+        if action.dest in ("proto", "kind") and action.choices:
+            return [(action.option_strings[0], str(choice)) for choice in action.choices]
+    return [()]
+
+
+def inet_clients() -> list[str]:
+    """The programs whose client talks to ``--to HOST:PORT``."""
+    return [p for p in programs() if "--to" in options(p, "client")]
 
 
 def node_command(module: str, *args: str) -> list[str]:

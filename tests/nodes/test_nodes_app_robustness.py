@@ -5,6 +5,11 @@ checks three things: what the server did with the bad client (closed it,
 with a log line naming the rule broken, and sent nothing), that a
 well-behaved client is served meanwhile or right after, and that the
 server's open descriptors are back to where they were.
+
+Whether a good client is served *while* a bad one waits is asked of a
+patient server (a timeout of minutes): it is served, and the bad one is
+still there afterwards. No wall-clock bound races the 1 s timeout, so a
+loaded machine makes these tests slower, never wrong.
 """
 
 from __future__ import annotations
@@ -40,9 +45,8 @@ def search(value: str) -> bytes:
     return frame(json_header(**{"content-length": len(content)}), content)
 
 
-def served(port: int, timeout: float = 5.0) -> float:
-    """A good client's exchange: check the answer, return how long it took."""
-    started = time.monotonic()
+def served(port: int, timeout: float = 30.0) -> None:
+    """A good client's exchange: the answer must come, and be right."""
     with socket.create_connection(("127.0.0.1", port), timeout) as sock:
         sock.sendall(search("morpheus"))
         data = b""
@@ -50,7 +54,19 @@ def served(port: int, timeout: float = 5.0) -> float:
             data += chunk
     (length,) = struct.unpack(">H", data[:2])
     assert json.loads(data[2 + length :]) == {"result": MORPHEUS}
-    return time.monotonic() - started
+
+
+def still_open(sock: socket.socket) -> bool:
+    """Whether the server has neither closed nor answered this connection yet (nothing to read, no end of file)."""
+    timeout = sock.gettimeout()
+    sock.setblocking(False)  # a socket with a timeout would wait for readability first, whatever the flags
+    try:
+        sock.recv(1, socket.MSG_PEEK)
+    except BlockingIOError:
+        return True
+    finally:
+        sock.settimeout(timeout)
+    return False
 
 
 def rejected(server: Server, message: bytes, reason: str, *, close_after: bool = True) -> None:
@@ -73,15 +89,31 @@ def app(module_lab: Lab) -> Server:
     return module_lab.start("app", "--bind", "127.0.0.1", "--port", "0", "--timeout", "1")
 
 
-@pytest.fixture
-def server(app: Server) -> Iterator[Server]:
-    """The shared server; after each test, a good client is served and no descriptor is left behind."""
-    wait_until(lambda: open_fds(app.pid) == app.idle_fds, what="the server to be idle")
+def checked(app: Server) -> Iterator[Server]:
+    """A shared server for one test; afterwards a good client is served and no descriptor is left behind."""
+    wait_until(lambda: open_fds(app.pid) == app.idle_fds, timeout=30, what="the server to be idle")
     baseline = open_fds(app.pid)
     yield app
     served(app.port)
-    wait_until(lambda: open_fds(app.pid) == baseline, timeout=5, what=f"descriptors back to {baseline}")
+    wait_until(lambda: open_fds(app.pid) == baseline, timeout=30, what=f"descriptors back to {baseline}")
     assert app.proc.poll() is None and "Traceback" not in app.log()
+
+
+@pytest.fixture
+def server(app: Server) -> Iterator[Server]:
+    yield from checked(app)
+
+
+@pytest.fixture(scope="module")
+def patient_app(module_lab: Lab) -> Server:
+    """Minutes to deliver a request and take the response, and 16 MiB requests (answers larger than a buffer)."""
+    return module_lab.start("app", "--bind", "127.0.0.1", "--port", "0", "--timeout", "300",
+                            "--max-content", str(16 * CAP))
+
+
+@pytest.fixture
+def patient(patient_app: Server) -> Iterator[Server]:
+    yield from checked(patient_app)
 
 
 def test_header_length_zero(server: Server) -> None:
@@ -146,13 +178,18 @@ def test_content_length_at_the_cap_then_silence_is_timed_out_with_bounded_memory
     assert rss_kib(server.pid) - before < 2 * CAP // 1024 + 2048
 
 
-@pytest.mark.parametrize(
-    "cut, what",
-    [(1, "in the length prefix"), (20, "in the header"), (-5, "in the content")],
-)
-def test_truncated_message(server: Server, cut: int, what: str) -> None:
+@pytest.mark.parametrize("what", ["length prefix", "header", "content"])
+def test_truncated_message(server: Server, what: str) -> None:
+    """Cut in each part; the server holds what it has not parsed yet: all of it, until the header is whole."""
     message = search("morpheus")
-    rejected(server, message[:cut], "truncated request: the client closed with")
+    (header_length,) = struct.unpack(">H", message[:2])
+    content_starts = 2 + header_length
+    cut = {"length prefix": 1, "header": content_starts - 3, "content": len(message) - 5}[what]
+    parts = {"length prefix": (0, 2), "header": (2, content_starts), "content": (content_starts, len(message))}
+    start, end = parts[what]
+    assert start < cut < end, f"the cut at {cut} is not in the {what}"
+    buffered = cut - content_starts if what == "content" else cut  # a whole header is parsed, and dropped
+    rejected(server, message[:cut], rf"truncated request: the client closed with {buffered} bytes of an incomplete")
 
 
 def test_client_closing_without_a_request(server: Server) -> None:
@@ -169,25 +206,40 @@ def test_undecodable_content(server: Server, content: bytes, encoding: str, reas
     rejected(server, frame(header, content), reason)
 
 
-def test_a_trickling_client_is_timed_out_while_others_are_served(server: Server) -> None:
-    with socket.create_connection(("127.0.0.1", server.port), 5) as trickler:
+def test_a_trickling_client_is_timed_out(server: Server) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), 30) as trickler:
         port = trickler.getsockname()[1]
         started = time.monotonic()
         trickler.sendall(search("morpheus")[:1])  # then one byte a minute, were it allowed
-        latencies = [served(server.port) for _ in range(20)]
         assert trickler.recv(1) == b""
         waited = time.monotonic() - started
-    assert max(latencies) < 0.9, latencies  # each well inside the trickler's 1 s: nobody waited for it
-    assert 0.9 < waited < 5.0
+    assert waited >= 0.9  # not before its time (and the recv's 30 s bound is its time's upper end)
     server.wait_for_log(rf"error 127\.0\.0\.1:{port}: timed out after 1 s receiving the request")
 
 
-def test_many_idle_connections_do_not_stop_others_being_served(server: Server) -> None:
-    idle = [socket.create_connection(("127.0.0.1", server.port), 5) for _ in range(300)]
+def test_others_are_served_while_a_client_trickles(patient: Server) -> None:
+    with socket.create_connection(("127.0.0.1", patient.port), 30) as trickler:
+        trickler.sendall(search("morpheus")[:1])
+        for _ in range(20):
+            served(patient.port)
+        assert still_open(trickler), "the trickler was dropped, or answered"  # so nobody waited for it
+
+
+def test_many_idle_connections_do_not_stop_others_being_served(patient: Server) -> None:
+    idle = [socket.create_connection(("127.0.0.1", patient.port), 30) for _ in range(300)]
     try:
-        assert max(served(server.port) for _ in range(10)) < 0.9  # well inside their 1 s timeout
+        for _ in range(10):
+            served(patient.port)
+        assert all(still_open(sock) for sock in idle)  # served while every one of them waited
+    finally:
         for sock in idle:
-            sock.settimeout(5)
+            sock.close()
+
+
+def test_many_idle_connections_are_each_timed_out(server: Server) -> None:
+    idle = [socket.create_connection(("127.0.0.1", server.port), 30) for _ in range(300)]
+    try:
+        for sock in idle:
             assert sock.recv(1) == b""  # each one timed out by the server
     finally:
         for sock in idle:
@@ -196,8 +248,11 @@ def test_many_idle_connections_do_not_stop_others_being_served(server: Server) -
 
 @pytest.fixture(scope="module")
 def big_app(module_lab: Lab) -> Server:
-    """A server allowing 16 MiB requests: its answers can outgrow the kernel's largest send buffer (4 MiB)."""
-    return module_lab.start("app", "--bind", "127.0.0.1", "--port", "0", "--timeout", "1",
+    """A server allowing 16 MiB requests: its answers can outgrow the kernel's largest send buffer (4 MiB).
+
+    Its timeout leaves a loaded machine seconds to upload such a request; the response is another matter.
+    """
+    return module_lab.start("app", "--bind", "127.0.0.1", "--port", "0", "--timeout", "5",
                             "--max-content", str(16 * CAP))
 
 
@@ -209,39 +264,48 @@ def big_request() -> bytes:
 def small_window_connection(port: int) -> socket.socket:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # take the response in small sips
-    sock.settimeout(5)
+    sock.settimeout(30)
     sock.connect(("127.0.0.1", port))
     return sock
 
 
-def test_a_client_vanishing_mid_response(big_app: Server) -> None:
-    sock = small_window_connection(big_app.port)
+def test_a_client_vanishing_mid_response(patient: Server) -> None:
+    sock = small_window_connection(patient.port)
     port = sock.getsockname()[1]
     sock.sendall(big_request())
     assert len(sock.recv(1000)) > 0  # the response has started
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()  # RST: gone, with most of the response unread
-    big_app.wait_for_log(rf"error 127\.0\.0\.1:{port}: (Connection reset by peer|Broken pipe)")
-    served(big_app.port)
+    patient.wait_for_log(rf"error 127\.0\.0\.1:{port}: (Connection reset by peer|Broken pipe)")
+
+
+def test_others_are_served_while_a_response_is_stuck(patient: Server) -> None:
+    with small_window_connection(patient.port) as sock:
+        sock.sendall(big_request())
+        assert len(sock.recv(1000)) > 0  # the response has started, and stops at our small window
+        served(patient.port)
+        assert still_open(sock) or len(sock.recv(1 << 20)) > 0  # not dropped: its response still comes
 
 
 def test_a_client_that_never_reads_its_response_is_timed_out(big_app: Server) -> None:
     with small_window_connection(big_app.port) as sock:
         port = sock.getsockname()[1]
         sock.sendall(big_request())
-        assert served(big_app.port) < 0.9  # served while the big response is stuck
-        big_app.wait_for_log(rf"error 127\.0\.0\.1:{port}: timed out after 1 s sending the response")
-    wait_until(lambda: open_fds(big_app.pid) == big_app.idle_fds, what="the big server to be idle")
+        big_app.wait_for_log(rf"error 127\.0\.0\.1:{port}: timed out after 5 s sending the response", timeout=60)
+    wait_until(lambda: open_fds(big_app.pid) == big_app.idle_fds, timeout=30, what="the big server to be idle")
 
 
 def test_a_valid_request_followed_by_junk_is_answered(server: Server) -> None:
-    with socket.create_connection(("127.0.0.1", server.port), 5) as sock:
+    """One request per connection: what follows a whole request is ignored, not judged."""
+    with socket.create_connection(("127.0.0.1", server.port), 30) as sock:
+        port = sock.getsockname()[1]
         sock.sendall(search("morpheus") + b"\x00\x00junk")
-        try:
-            data = sock.recv(65536)
-        except ConnectionResetError:  # the unread junk may turn the close into a reset
-            data = b""
-    assert data == b"" or MORPHEUS.encode() in data
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    (length,) = struct.unpack(">H", data[:2])
+    assert json.loads(data[2 + length :]) == {"result": MORPHEUS}
+    server.wait_for_log(rf"closed 127\.0\.0\.1:{port}: answered ")
 
 
 def test_bad_clients_in_parallel_with_good_ones(server: Server) -> None:
@@ -264,11 +328,11 @@ def test_bad_clients_in_parallel_with_good_ones(server: Server) -> None:
     threads = [threading.Thread(target=abuse) for _ in range(4)]
     for thread in threads:
         thread.start()
-    latencies = [served(server.port) for _ in range(50)]
+    for _ in range(50):
+        served(server.port)  # each one answered, and right
     for thread in threads:
         thread.join()
     assert not failures
-    assert max(latencies) < 2.0
 
 
 def test_running_out_of_descriptors_pauses_accepting_and_recovers(lab: Lab) -> None:
@@ -277,9 +341,9 @@ def test_running_out_of_descriptors_pauses_accepting_and_recovers(lab: Lab) -> N
     try:
         server.wait_for_log(r"accept failed: Too many open files; pausing accepts for 0\.5 s")
         spent = cpu_seconds(server.pid)
-        time.sleep(0.5)
+        time.sleep(1.0)
         assert cpu_seconds(server.pid) - spent < 0.25, "spinning on a listener it cannot accept from"
-        assert served(server.port, timeout=10) < 8  # once timeouts free descriptors, it accepts again
+        served(server.port)  # once timeouts free descriptors, it accepts again
     finally:
         for sock in idle:
             sock.close()

@@ -40,7 +40,7 @@ def test_a_large_echo_arrives_in_many_pieces_and_is_reassembled(echo: Server) ->
 def test_one_client_at_a_time_and_a_silent_one_is_timed_out(echo: Server) -> None:
     with socket.create_connection(("127.0.0.1", echo.port)) as silent:
         port = silent.getsockname()[1]
-        time.sleep(0.05)  # let the server accept it first
+        echo.wait_for_log(rf"accepted 127\.0\.0\.1:{port}\n")  # the server serves it, so the next one waits
         result = call_client("echo", "--to", echo.endpoint(), "--send", "next")
         assert silent.recv(1) == b""
     assert result["outcome"] == "echoed"

@@ -65,9 +65,9 @@ def test_idle_connections_are_closed_and_others_served(server: Server) -> None:
         port = idle.getsockname()[1]
         started = time.monotonic()
         assert call_client("multiconn", "--to", server.endpoint(), "--connections", "20")["outcome"] == "echoed"
-        idle.settimeout(5)
+        idle.settimeout(30)  # 1 s idle, found by a sweep each second: the 30 s are for a loaded machine
         assert idle.recv(1) == b""
-        assert 0.9 < time.monotonic() - started < 5.0  # 1 s idle, found by a sweep each second
+        assert time.monotonic() - started >= 0.9  # not before its time
     server.wait_for_log(rf"error 127\.0\.0\.1:{port}: timed out: idle for 1 s")
 
 
@@ -150,7 +150,7 @@ def test_running_out_of_descriptors_pauses_accepting_and_recovers(lab: Lab) -> N
     try:
         server.wait_for_log(r"accept failed: Too many open files; pausing accepts for 0\.5 s")
         spent = cpu_seconds(server.pid)
-        time.sleep(0.5)
+        time.sleep(1.0)
         assert cpu_seconds(server.pid) - spent < 0.25, "spinning on a listener it cannot accept from"
     finally:
         for sock in held[:40]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from pathlib import Path
 
 from nodetest import Lab, call_client
@@ -67,7 +66,7 @@ def test_a_silent_client_is_timed_out_and_the_next_served(lab: Lab) -> None:
     server = lab.start("unixecho", "--path", path, "--timeout", "0.5")
     with socket.socket(socket.AF_UNIX) as silent:
         silent.connect(path)
-        time.sleep(0.05)
+        server.wait_for_log(rf"accepted pid {os.getpid()} ")  # the server serves it, so the next one waits
         result = call_client("unixecho", "--path", path)
         assert silent.recv(1) == b""
     assert result["outcome"] == "echoed" and result["elapsed_ms"] >= 300
