@@ -1,95 +1,70 @@
-"""Fixtures shared by every test folder.
+"""Fixtures and hooks shared by every test folder; the helpers tests import live in ``tests.helpers``.
 
-Docker-backed tests are marked ``docker``. Without an engine they fail in CI
-(``CI`` or ``SOCKLAB_REQUIRE_DOCKER`` set) and skip locally, saying why.
-Every lab a test creates is remembered, and after the test the engine must
-hold nothing labelled with its id: a leak fails the test that caused it,
-even when pytest-xdist runs other labs at the same time.
+Docker-backed tests (everything under tests/integration and tests/cli) are
+marked ``docker``. Without an engine they fail in CI (``CI`` or
+``SOCKLAB_REQUIRE_DOCKER`` set) and skip locally, saying why.
+
+Whose labs are whose: before anything else, and before pytest-xdist starts
+its workers, the session sets ``SOCKLAB_OWNER`` to an owner unique to this
+run (``tests-<random>@<host>``); workers, ``invoke`` subprocesses and nested
+pytest sessions inherit it, so every lab the run makes carries it. Each
+Docker test runs under an owner of its own beneath the run's
+(``lab_owner``): after the test nothing of that owner may remain (a leak
+fails the test that caused it, even when xdist runs other labs meanwhile,
+and is removed), and after the whole run nothing of the run's owner may
+remain. Labs of anybody else (another engineer's, another test run's) are
+never counted, and never touched.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator
 
 import pytest
 
 import docker
+from socklab.backend import HostInfo
+from socklab.backend.docker import DockerBackend
+from socklab.constants import LABEL_LAB, OWNER_ENV
+from socklab.errors import EnvironmentProblem
+from socklab.model import Host, Network
+from tests.helpers import ANYONE, TESTS, labelled, owned, remove_owned, run_owner, sub_owner
+
+# Re-exported (``X as X``) until every tests/unit module imports them from tests.helpers: test_html_report.py,
+# test_cli_help.py, test_scenario_file.py, test_docs.py, test_probe.py and test_runner.py still import them from here.
+from tests.helpers import REQUIRE_DOCKER as REQUIRE_DOCKER
+from tests.helpers import ROOT as ROOT
+from tests.helpers import invoke as invoke
 
 pytest_plugins = ["pytester"]
 
-ROOT = Path(__file__).resolve().parent.parent
-REQUIRE_DOCKER = bool(os.environ.get("CI") or os.environ.get("SOCKLAB_REQUIRE_DOCKER"))
+DOCKER_FOLDERS = ("integration", "cli")
+_RUN_OWNER = pytest.StashKey[str]()
 
 
-def labelled(label: str, api: docker.APIClient | None = None) -> list[str]:
-    """Every container, network and volume carrying ``label`` ("key" or "key=value").
+class TrackingBackend(DockerBackend):
+    """The real Docker backend, remembering every lab id it was asked to create."""
 
-    Listed with the low-level API, which does not inspect each container after
-    listing it: a container that a lab's own teardown removes meanwhile cannot
-    make the listing fail with "No such container".
-    """
-    api = api or docker.from_env(timeout=30).api
-    filters = {"label": label}
-    return ([f"container {c['Names'][0].lstrip('/')}" for c in api.containers(all=True, filters=filters)]
-            + [f"network {n['Name']}" for n in api.networks(filters=filters)]
-            + [f"volume {v['Name']}" for v in api.volumes(filters=filters).get("Volumes") or []])
+    def __init__(self) -> None:
+        super().__init__()
+        self.created: list[str] = []
 
+    def create_lab(self, lab_id: str, scenario: str, networks: Iterable[Network], hosts: Iterable[Host],
+                   on_started: Callable[[HostInfo], None] | None = None) -> dict[str, HostInfo]:
+        self.created.append(lab_id)
+        return super().create_lab(lab_id, scenario, networks, hosts, on_started)
 
-def remove_labelled(label: str, patience: float = 30) -> None:
-    """A test's own sweep after a run it broke on purpose.
-
-    The lab's own teardown may be removing the same resources at the same
-    time, so "already gone" and "removal in progress" are both fine: the
-    sweep repeats until nothing carries the label.
-    """
-    api = docker.from_env(timeout=30).api
-    filters = {"label": label}
-    deadline = time.monotonic() + patience
-    while True:
-        for container in api.containers(all=True, filters=filters):
-            with contextlib.suppress(docker.errors.APIError):
-                api.remove_container(container["Id"], force=True, v=True)
-        for network in api.networks(filters=filters):
-            with contextlib.suppress(docker.errors.APIError):
-                api.remove_network(network["Id"])
-        if not labelled(label, api) or time.monotonic() > deadline:
-            return
-        time.sleep(0.2)
-
-
-def _tracking_backend_class() -> type:
-    from socklab.backend.docker import DockerBackend
-
-    class TrackingBackend(DockerBackend):
-        """The real Docker backend, remembering every lab id it was asked to create."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.created: list[str] = []
-
-        def create_lab(self, lab_id, *args, **kwargs):  # type: ignore[no-untyped-def]
-            self.created.append(lab_id)
-            return super().create_lab(lab_id, *args, **kwargs)
-
-        def leftovers(self, lab_ids: list[str]) -> list[str]:
-            return [found for lab_id in lab_ids for found in labelled(f"socklab.lab={lab_id}", self.api)]
-
-    return TrackingBackend
+    def leftovers(self, lab_ids: list[str]) -> list[str]:
+        """What remains of these labs, whoever owns them (a lab id names one lab: nobody else's)."""
+        return [found for lab_id in lab_ids for found in labelled(f"{LABEL_LAB}={lab_id}", owner=ANYONE, api=self.api)]
 
 
 @pytest.fixture(scope="session")
-def engine():  # type: ignore[no-untyped-def]
+def engine() -> TrackingBackend:
     """A Docker backend with the node image built, or a loud failure (CI) / a skip (locally)."""
-    from socklab.errors import EnvironmentProblem
-
     try:
-        backend = _tracking_backend_class()()
+        backend = TrackingBackend()
         backend.ensure_image(lambda text: None)
     except EnvironmentProblem as exc:
         if REQUIRE_DOCKER:
@@ -99,7 +74,7 @@ def engine():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def backend(engine) -> Iterator:  # type: ignore[no-untyped-def]
+def backend(engine: TrackingBackend) -> Iterator[TrackingBackend]:
     """The shared backend; after the test, nothing of the labs it created may remain."""
     before = len(engine.created)
     yield engine
@@ -108,49 +83,65 @@ def backend(engine) -> Iterator:  # type: ignore[no-untyped-def]
     assert not left, f"the test left lab resources behind: {left}"
 
 
-def invoke(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
-           cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    """Run the invoke CLI as a user would, from the project root."""
-    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+@pytest.fixture
+def lab_owner(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An owner of this test's own, under the run's: every lab made meanwhile, here or in a subprocess, carries it.
+
+    After the test nothing of it may remain: what does is removed, and the
+    test fails for having left it.
+    """
+    mine = sub_owner()
+    monkeypatch.setenv(OWNER_ENV, mine)
+    yield mine
+    try:
+        left = owned(mine)
+    except docker.errors.DockerException:  # no engine: the test said so itself
+        return
+    if left:
+        remove_owned(mine)
+        pytest.fail(f"the test left lab resources behind (removed now): {left}", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _docker_tests_own_their_labs(request: pytest.FixtureRequest) -> None:
+    """Every Docker test runs under an owner of its own (``lab_owner``)."""
+    if request.node.get_closest_marker("docker") is not None:
+        request.getfixturevalue("lab_owner")
 
 
 # -- the suite as a whole -----------------------------------------------------
 
-DOCKER_FOLDERS = ("integration", "cli")
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The master process (not an xdist worker, which inherits it) makes the run's owner before anything starts."""
+    if hasattr(config, "workerinput"):
+        return
+    run = run_owner(os.environ.get(OWNER_ENV))
+    os.environ[OWNER_ENV] = run
+    config.stash[_RUN_OWNER] = run
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Everything under tests/integration and tests/cli needs Docker."""
     for item in items:
-        if any(part in DOCKER_FOLDERS for part in Path(str(item.path)).relative_to(ROOT / "tests").parts[:1]):
+        path = item.path.resolve()
+        if path.is_relative_to(TESTS) and path.relative_to(TESTS).parts[0] in DOCKER_FOLDERS:
             item.add_marker(pytest.mark.docker)
 
 
-def _labelled() -> set[str] | None:
-    """Every resource labelled socklab.lab on the engine, or None without one."""
-    try:
-        return set(labelled("socklab.lab"))
-    except docker.errors.DockerException:  # no engine: the docker tests say so themselves
-        return None
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
-        session.config.stash[_BEFORE] = _labelled()
-
-
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """After the whole run (all xdist workers), the engine holds no lab the suite made."""
-    if os.environ.get("PYTEST_XDIST_WORKER"):
+    """After the whole run (all xdist workers), the engine holds nothing this run made; others' labs don't count."""
+    run = session.config.stash.get(_RUN_OWNER, None)
+    if run is None:  # an xdist worker: the master checks once everything is over
         return
-    before, after = session.config.stash.get(_BEFORE, None), _labelled()
-    if before is None or after is None:
+    try:
+        left = owned(run)
+    except docker.errors.DockerException:  # no engine: the docker tests say so themselves
         return
-    left = sorted(after - before)
     if left:
-        session.config.get_terminal_writer().line(f"LEAK: the test run left lab resources behind: {left}", red=True)
+        message = f"LEAK: the test run ({OWNER_ENV}={run}) left lab resources behind: {left}"
+        writer = session.config.get_terminal_writer()
+        if writer.width_of_current_line:  # after the progress dots: a line of its own
+            writer.line()
+        writer.line(message, red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-_BEFORE = pytest.StashKey[set[str] | None]()

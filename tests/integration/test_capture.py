@@ -15,7 +15,7 @@ from socklab import reports, runner, scenario
 from socklab.lab import Lab
 from socklab.model import Command, Host, Network, Service
 from socklab.results import RunResult
-from tests.conftest import REQUIRE_DOCKER, ROOT
+from tests.helpers import REQUIRE_DOCKER, ROOT
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_a_captured_run_holds_each_hosts_interfaces(backend, tcpdump: str, tmp_p
     assert "127.0.0.1.65432: Flags [S]" in on_lo and "Flags [S.]" in on_lo and "Hello, world" in on_lo
     # The other host's SYN reached the LAN interface and was answered by a RST.
     on_lan = read(tcpdump, captures / "server-eth0.pcap")
-    server = result.hosts["server"]["lan"]["ipv4"]
+    server = result.hosts["server"]["lan"].ipv4
     assert f"> {server}.65432: Flags [S]" in on_lan and f"{server}.65432 >" in on_lan and "Flags [R.]" in on_lan
     assert "Hello, world" not in on_lan
 
@@ -57,14 +57,15 @@ def test_a_live_capture_records_until_interrupted(backend, tcpdump: str, tmp_pat
                                      "--interface", "eth0", "--output", str(pcap)], cwd=ROOT,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            # tcpdump writes the pcap header as soon as it listens
-            deadline = time.monotonic() + 30
+            # tcpdump writes the pcap header as soon as it listens: the event awaited (the bound only stops a hang)
+            deadline = time.monotonic() + 300
             while not (pcap.exists() and pcap.stat().st_size >= 24):
-                assert time.monotonic() < deadline and recorder.poll() is None, recorder.stderr.read()
+                assert recorder.poll() is None, f"the capture ended before it listened: {recorder.communicate()}"
+                assert time.monotonic() < deadline, "tcpdump never started listening"
                 time.sleep(0.05)
             assert lab.probe("client", to="{server.lan.ipv4}:7000", send="captured live").outcome == "echoed"
             recorder.send_signal(signal.SIGINT)
-            out, err = recorder.communicate(timeout=30)
+            out, err = recorder.communicate(timeout=300)
         finally:
             recorder.kill()
     assert recorder.returncode == 0, err

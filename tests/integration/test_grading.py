@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from socklab.errors import EXIT_CHECK_FAILED
-from tests.conftest import invoke
+from tests.helpers import invoke
 
 STUDENTS = Path(__file__).parent / "students"
 

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from socklab import programs
-from socklab.constants import IPV4_POOL, IPV6_POOL, LABEL_HOST, LABEL_LAB
+from socklab.constants import IPV4_POOL, IPV6_POOL, LABEL_HOST, LABEL_LAB, LABEL_OWNER, owner
 from socklab.errors import LabError
 from socklab.lab import Lab
 from socklab.model import Command, Host, Network, Service
+from tests.helpers import labelled
 
 TWO_HOSTS = {"server": Host("server", ("lan",)), "client": Host("client", ("lan",))}
 LAN = {"lan": Network("lan")}
@@ -28,6 +29,7 @@ def test_networks_are_internal_dual_stack_labelled_and_in_the_lab_pools(backend)
         for summary in found:
             net = backend.api.inspect_network(summary["Id"])
             assert net["Internal"] is True and net["Driver"] == "bridge"
+            assert net["Labels"][LABEL_OWNER] == owner(), "a network carries who made it"
             subnets = [ipaddress.ip_network(c["Subnet"]) for c in net["IPAM"]["Config"]]
             assert any(s.version == 4 and s.subnet_of(IPV4_POOL) for s in subnets)
             if net["Labels"]["socklab.network"] == "lan":
@@ -42,6 +44,7 @@ def test_hosts_are_hardened_labelled_containers(backend) -> None:  # type: ignor
         config, host = container["Config"], container["HostConfig"]
         assert container["Name"] == f"/socklab-{lab.id}-server" and config["Hostname"] == "server"
         assert config["Labels"][LABEL_LAB] == lab.id and config["Labels"][LABEL_HOST] == "server"
+        assert config["Labels"][LABEL_OWNER] == owner(), "a host carries who made it"
         assert host["Privileged"] is False and host["Init"] is True
         assert sorted(host["CapAdd"]) == ["NET_ADMIN", "NET_RAW", "SETGID", "SETUID"] and host["CapDrop"] == ["ALL"]
         assert "no-new-privileges" in host["SecurityOpt"]
@@ -105,9 +108,10 @@ def test_a_crashing_service_fails_fast_with_its_log(backend) -> None:  # type: i
 
 
 def test_an_exception_inside_the_lab_still_tears_it_down(backend) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(LabError), Lab.open(backend, "boom", LAN, TWO_HOSTS):
+    with pytest.raises(LabError), Lab.open(backend, "boom", LAN, TWO_HOSTS) as lab:
+        assert len(labelled(f"{LABEL_LAB}={lab.id}")) == 3, "the lab is up: two hosts, a network"
         raise LabError("a test's own failure")
-    # the backend fixture asserts that nothing of the lab is left
+    assert labelled(f"{LABEL_LAB}={lab.id}") == []
 
 
 def test_a_failing_setup_command_fails_the_lab_naming_the_host(backend) -> None:  # type: ignore[no-untyped-def]
@@ -129,15 +133,19 @@ def test_edited_node_programs_take_effect_without_a_rebuild(backend, tmp_path: P
 
 
 def test_concurrent_labs_get_disjoint_subnets(backend) -> None:  # type: ignore[no-untyped-def]
-    subnets: list[str] = []
+    """Four labs made at once, and all up at one moment (a barrier, however slow each is to come up)."""
+    subnets: list[ipaddress.IPv4Network] = []
     errors: list[BaseException] = []
+    all_up = threading.Barrier(4)
 
     def one_lab(index: int) -> None:
         try:
             with Lab.open(backend, f"concurrent-{index}", LAN, TWO_HOSTS) as lab:
-                subnets.append(lab.infos["server"].interfaces["lan"].subnet4 or "")
+                subnets.append(ipaddress.IPv4Network(lab.infos["server"].interfaces["lan"].subnet4 or ""))
+                all_up.wait(timeout=600)  # the bound only stops a hang
                 assert lab.probe("client", to="{server.lan.ipv4}:1", timeout=1.0).outcome == "refused"
         except BaseException as exc:  # noqa: BLE001 - reported below
+            all_up.abort()  # the others stop waiting for a lab that will never be up
             errors.append(exc)
 
     threads = [threading.Thread(target=one_lab, args=(i,)) for i in range(4)]
@@ -146,4 +154,5 @@ def test_concurrent_labs_get_disjoint_subnets(backend) -> None:  # type: ignore[
     for thread in threads:
         thread.join()
     assert not errors, errors
-    assert len(set(subnets)) == 4
+    overlapping = [(a, b) for i, a in enumerate(subnets) for b in subnets[i + 1:] if a.overlaps(b)]
+    assert len(subnets) == 4 and not overlapping, overlapping

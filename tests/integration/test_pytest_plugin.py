@@ -1,11 +1,15 @@
-"""The pytest plugin, used as an engineer would: in a test session of its own."""
+"""The pytest plugin, used as an engineer would: in a test session of its own.
+
+Each inner session inherits this test's owner (tests/conftest.py
+``lab_owner``), so "it leaves nothing" means nothing of that owner: every
+lab the session made, and no lab of a concurrent test of the same name.
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from socklab.pytest_plugin import _lab_name
-from tests.conftest import ROOT, labelled
+from tests.helpers import ROOT, owned
 
 
 def readme_example() -> str:
@@ -13,19 +17,28 @@ def readme_example() -> str:
     return block.split("<!-- pytest-example:end -->")[0].strip().removeprefix("```python").removesuffix("```")
 
 
-def labs_of(scenario_names: list[str]) -> list[str]:
-    assert all(scenario_names), "every name must be one a lab really gets"
-    return [found for name in scenario_names for found in labelled(f"socklab.scenario={name}")]
+def runs_as(pytester: pytest.Pytester, owner: str) -> None:
+    """The inner session makes its labs as ``owner`` (or refuses to start): so "nothing of it left" means something."""
+    pytester.makeconftest(f"""
+import os
+
+def pytest_configure(config):
+    assert os.environ.get("SOCKLAB_OWNER") == {owner!r}, "the session does not run as the test's owner"
+""")
 
 
-def test_the_readme_example_passes_and_leaves_nothing(pytester: pytest.Pytester, engine) -> None:  # type: ignore[no-untyped-def]
+def test_the_readme_example_passes_and_leaves_nothing(
+        pytester: pytest.Pytester, engine, lab_owner: str) -> None:  # type: ignore[no-untyped-def]
+    runs_as(pytester, lab_owner)
     pytester.makepyfile(test_readme=readme_example())
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
-    assert labs_of([_lab_name("test_echo_across_hosts"), "loopback-only"]) == []
+    assert owned(lab_owner) == []
 
 
-def test_a_failing_or_erroring_test_still_tears_its_labs_down(pytester: pytest.Pytester, engine) -> None:  # type: ignore[no-untyped-def]
+def test_a_failing_or_erroring_test_still_tears_its_labs_down(
+        pytester: pytest.Pytester, engine, lab_owner: str) -> None:  # type: ignore[no-untyped-def]
+    runs_as(pytester, lab_owner)
     pytester.makepyfile(test_broken='''
 def test_fails_inside_a_lab(socklab_lab):
     lab = socklab_lab(hosts={"a": ["lan"], "b": ["lan", "wan"]})
@@ -38,10 +51,12 @@ def test_raises_inside_a_lab(socklab_lab):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*assert 'refused' == 'echoed'*"])
-    assert labs_of([_lab_name("test_fails_inside_a_lab"), _lab_name("test_raises_inside_a_lab")]) == []
+    assert owned(lab_owner) == []
 
 
-def test_labs_side_by_side_under_xdist(pytester: pytest.Pytester, engine) -> None:  # type: ignore[no-untyped-def]
+def test_labs_side_by_side_under_xdist(
+        pytester: pytest.Pytester, engine, lab_owner: str) -> None:  # type: ignore[no-untyped-def]
+    runs_as(pytester, lab_owner)
     pytester.makepyfile(test_parallel='''
 import pytest
 
@@ -53,4 +68,4 @@ def test_each_worker_its_own_lab(socklab_lab, n):
 ''')
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
     result.assert_outcomes(passed=4)
-    assert labs_of([_lab_name(f"test_each_worker_its_own_lab[{n}]") for n in range(4)]) == []
+    assert owned(lab_owner) == []
