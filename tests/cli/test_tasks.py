@@ -1,4 +1,9 @@
-"""The invoke tasks end to end, as a user types them."""
+"""The invoke tasks end to end, as a user types them.
+
+Every test here runs under an owner of its own (tests/conftest.py
+``lab_owner``): ``invoke`` inherits it, so the labs a test brings up are its
+own, and ``down`` without ``--lab`` removes those and nothing else.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,9 @@ from pathlib import Path
 import pytest
 
 import docker
-from socklab.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED
-from tests.conftest import invoke, labelled
+from socklab.constants import LABEL_LAB, LABEL_OWNER, OWNER_ENV
+from socklab.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK
+from tests.helpers import ANYONE, ROOT, foreign_owner, invoke, labelled, remove_owned
 
 WRONG = Path(__file__).parent / "data" / "wrong-expectation.toml"
 
@@ -23,7 +29,7 @@ def engine_client(engine):  # type: ignore[no-untyped-def]
 def test_run_checks_across_containers_and_writes_results(engine_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     result = invoke("run", "tcp-echo", "--results", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "all 2 checks of 1 scenarios held" in result.stdout
+    assert "All 2 checks of 1 scenarios held" in result.stdout, result.stdout
     folder = tmp_path / "latest"
     report = json.loads((folder / "report.json").read_text())
     (scenario,) = report["scenarios"]
@@ -61,22 +67,52 @@ def test_a_second_build_reuses_the_image(engine_client) -> None:  # type: ignore
     assert image.labels["socklab.recipe"].startswith(first.stdout.strip().split(":")[1])
 
 
-def test_up_exec_labs_down(engine_client) -> None:  # type: ignore[no-untyped-def]
-    up = invoke("up", "lan-interface")
-    lab_id = ""
+def lab_up(scenario: str, env: dict[str, str] | None = None) -> str:
+    """``invoke up`` a scenario; the id of the lab it brought up."""
+    up = invoke("up", scenario, env=env)
+    assert up.returncode == EXIT_OK, up.stdout + up.stderr
+    found = re.search(rf"Lab (\S+) \({re.escape(scenario)}\) is up", up.stdout)
+    assert found, up.stdout
+    return found.group(1)
+
+
+def test_up_exec_labs_down(engine_client, lab_owner: str) -> None:  # type: ignore[no-untyped-def]
+    lab_id = lab_up("lan-interface")
     try:
-        assert up.returncode == 0, up.stderr
-        lab_id = re.search(r"Lab (\S+) \(lan-interface\) is up", up.stdout).group(1)  # type: ignore[union-attr]
         listed = invoke("labs")
-        assert lab_id in listed.stdout
+        assert listed.returncode == EXIT_OK, listed.stderr
+        (row,) = [line for line in listed.stdout.splitlines() if lab_id in line]
+        assert "lan-interface" in row and lab_owner in row and "client, server" in row, listed.stdout
         probe = invoke("exec", "client", "--lab", lab_id, "--", "python3 -m nodes.probe --to server:65432 --send hi")
-        assert probe.returncode == 0 and json.loads(probe.stdout)["outcome"] == "echoed"
+        assert probe.returncode == 0 and json.loads(probe.stdout)["outcome"] == "echoed", probe.stdout + probe.stderr
         failing = invoke("exec", "client", "--lab", lab_id, "--", "exit 7")
         assert failing.returncode == 7
-    finally:
+        assert labelled(f"{LABEL_LAB}={lab_id}"), "the lab is still up after exec"
+    finally:  # only the lab this test brought up, and only if it did
         down = invoke("down", "--lab", lab_id)
-    assert down.returncode == 0
-    assert labelled(f"socklab.lab={lab_id}") == []
+    assert down.returncode == EXIT_OK, down.stderr
+    assert down.stdout.startswith("removed 3 "), down.stdout  # two hosts and their network
+    assert labelled(f"{LABEL_LAB}={lab_id}") == []
+
+
+def test_down_without_a_lab_removes_the_callers_own_labs_only(engine_client, lab_owner: str) -> None:  # type: ignore[no-untyped-def]
+    """Somebody else's lab (another owner) survives ``invoke down``; the caller's own go."""
+    someone = foreign_owner()
+    theirs = ""
+    try:
+        mine = lab_up("loopback-only")
+        theirs = lab_up("loopback-only", env={OWNER_ENV: someone})
+        assert labelled(f"{LABEL_LAB}={theirs}", owner=someone), "the other owner's lab is up"
+        down = invoke("down")
+        assert down.returncode == EXIT_OK, down.stderr
+        assert down.stdout.startswith("removed 3 "), down.stdout  # mine: two hosts, one network
+        assert labelled(f"{LABEL_LAB}={mine}") == []
+        left = labelled(f"{LABEL_LAB}={theirs}", f"{LABEL_OWNER}={someone}", owner=ANYONE)
+        assert len(left) == 3, f"the other owner's lab must be untouched: {left}"
+        theirs_down = invoke("down", env={OWNER_ENV: someone})
+        assert theirs_down.stdout.startswith("removed 3 "), theirs_down.stdout
+    finally:
+        remove_owned(someone)  # this test made that owner up: its labs are this test's to remove
 
 
 def test_exec_without_a_running_lab_is_a_clear_error(engine_client) -> None:  # type: ignore[no-untyped-def]
@@ -87,9 +123,13 @@ def test_exec_without_a_running_lab_is_a_clear_error(engine_client) -> None:  # 
 
 @pytest.mark.exclusive
 def test_clean_is_idempotent(engine_client) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(2):
-        result = invoke("clean")
-        assert result.returncode == 0 and result.stdout.startswith("removed ")
+    """Exclusive: ``clean`` removes every lab on the engine, whoever made it."""
+    lab_id = lab_up("loopback-only")
+    first, second = invoke("clean"), invoke("clean")
+    assert first.returncode == second.returncode == EXIT_OK, first.stderr + second.stderr
+    assert int(first.stdout.split()[1]) >= 3, first.stdout  # at least this test's lab: two hosts, one network
+    assert labelled(f"{LABEL_LAB}={lab_id}") == []
+    assert second.stdout.startswith("removed 0 "), second.stdout  # nothing left to remove: not an error
 
 
 def test_shell_is_interactive_on_a_real_terminal(backend) -> None:  # type: ignore[no-untyped-def]
@@ -102,7 +142,6 @@ def test_shell_is_interactive_on_a_real_terminal(backend) -> None:  # type: igno
 
     from socklab.lab import Lab
     from socklab.model import Host, Network
-    from tests.conftest import ROOT
 
     hosts = {"server": Host("server", ("lan",)), "client": Host("client", ("lan",))}
     with Lab.open(backend, "shell", {"lan": Network("lan")}, hosts) as lab:
@@ -112,7 +151,7 @@ def test_shell_is_interactive_on_a_real_terminal(backend) -> None:  # type: igno
             os.execvp(sys.executable, [sys.executable, "-m", "invoke", "shell", "client", "--lab", lab.id])
         seen = b""
 
-        def read_until(text: bytes, seconds: float = 20) -> None:
+        def read_until(text: bytes, seconds: float = 120) -> None:  # an event awaited; the bound only stops a hang
             nonlocal seen
             deadline = time.monotonic() + seconds
             while text not in seen and time.monotonic() < deadline:
