@@ -88,6 +88,10 @@ DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 
 
+def main(argv: list[str] | None = None) -> int:
+    return cli.main(parser(), argv)
+
+
 @dataclass(slots=True, eq=False)
 class Exchange:
     """One connection on the server: its request so far, then its response still to send."""
@@ -286,6 +290,10 @@ def stop_workers(workers: dict[int, int], log: logging.Logger, grace: float = 5.
 
 
 def serve(args: argparse.Namespace, log: logging.Logger) -> None:
+    """Answer application-protocol requests.
+
+    Application-protocol server: one request and one response per connection.
+    """
     with cli.listener(args, socket.SOCK_STREAM, log) as listening:
         cli.raise_fd_limit(log)
         if args.workers == 1:
@@ -430,6 +438,10 @@ class Requests(Load):
 
 
 def client(args: argparse.Namespace) -> dict[str, Any]:
+    """Send a request, print the response as one JSON result.
+
+    Application-protocol client; with --requests, a load generator.
+    """
     if args.binary is not None:
         payload = binary_request(args.binary.encode())
     else:
@@ -451,13 +463,7 @@ def byte_count(text: str) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p, s, c = cli.subcommands(
-        "app", __doc__,
-        serve=("answer application-protocol requests",
-               "Application-protocol server: one request and one response per connection."),
-        client=("send a request, print the response as one JSON result",
-                "Application-protocol client; with --requests, a load generator."))
-    cli.add_listen_arguments(s)
+    p, s, c = cli.subcommands("app", __doc__, serve, client)
     s.add_argument("--timeout", type=cli.seconds, default=10.0, metavar="S",
                    help="a client must deliver its request and take the response within S seconds (default: 10)")
     s.add_argument("--max-content", type=byte_count, default=DEFAULT_MAX_CONTENT, metavar="BYTES",
@@ -465,7 +471,6 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=cli.positive_int, default=1, metavar="N",
                    help="processes sharing the listening socket, one per core to use (default: 1)")
     cli.add_quiet_argument(s)
-    cli.add_client_arguments(c)
     what = c.add_mutually_exclusive_group(required=True)
     what.add_argument("--value", metavar="TEXT", help="search for TEXT (a text/json request), e.g. morpheus, ring")
     what.add_argument("--binary", metavar="TEXT",
@@ -478,10 +483,6 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--concurrency", type=cli.positive_int, default=10, metavar="C",
                    help="with --requests: at most C requests in flight at once (default: 10)")
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    return cli.main(parser(), argv, serve=serve, client=client)
 
 
 if __name__ == "__main__":

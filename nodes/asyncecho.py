@@ -47,6 +47,10 @@ from nodes.tally import Tally, client_result
 BUFSIZE = 65536
 
 
+def main(argv: list[str] | None = None) -> int:
+    return cli.main(parser(), argv)
+
+
 class EchoService:
     """The connection handler, and the bookkeeping needed to stop every connection at exit."""
 
@@ -101,6 +105,10 @@ async def serve_async(listening: socket.socket, log: logging.Logger, idle_timeou
 
 
 def serve(args: argparse.Namespace, log: logging.Logger) -> None:
+    """Echo for many clients with asyncio streams.
+
+    asyncio streams echo server.
+    """
     listening = cli.listener(args, socket.SOCK_STREAM, log)
     cli.raise_fd_limit(log)
     asyncio.run(serve_async(listening, log, args.timeout, args.quiet))  # the loop takes the stop signals over
@@ -189,6 +197,10 @@ async def run_connections(args: argparse.Namespace, family: int, sockaddr: tuple
 
 
 def client(args: argparse.Namespace) -> dict[str, Any]:
+    """Run N echo connections concurrently, print one JSON result.
+
+    Open N connections with asyncio, at most --concurrency at a time.
+    """
     if args.hold is not None and args.concurrency and args.concurrency < args.connections:
         cli.fail("--hold keeps every connection open until all are: it cannot wait behind --concurrency")
     args.concurrency = min(args.concurrency or args.connections, args.connections)
@@ -201,29 +213,19 @@ def client(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p, s, c = cli.subcommands(
-        "asyncecho", __doc__,
-        serve=("echo for many clients with asyncio streams", "asyncio streams echo server."),
-        client=("run N echo connections concurrently, print one JSON result",
-                "Open N connections with asyncio, at most --concurrency at a time."))
-    cli.add_listen_arguments(s)
+    p, s, c = cli.subcommands("asyncecho", __doc__, serve, client,
+                              client_timeout=10.0, send="text sent on each connection")
     s.add_argument("--timeout", type=cli.seconds, default=60.0, metavar="S",
                    help="close a connection that is idle (or does not read its echo) for S seconds (default: 60)")
     cli.add_quiet_argument(s)
-    cli.add_client_arguments(c, default_timeout=10.0)
     c.add_argument("--connections", type=cli.positive_int, default=1, metavar="N",
                    help="connections to make (default: 1)")
     c.add_argument("--concurrency", type=cli.positive_int, metavar="C",
                    help="at most C connections at a time (default: all of them at once)")
-    cli.add_send_argument(c, "text sent on each connection")
     c.add_argument("--hold", type=cli.non_negative_seconds, metavar="S",
                    help="keep each connection silent until all are open, then S seconds more, so that they are "
                    "all open together (needs every connection at once: no --concurrency; count S in --timeout)")
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    return cli.main(parser(), argv, serve=serve, client=client)
 
 
 if __name__ == "__main__":

@@ -75,6 +75,10 @@ SHOWN_SIZES = 100
 
 # -- server --------------------------------------------------------------------
 
+def main(argv: list[str] | None = None) -> int:
+    return cli.main(parser(), argv)
+
+
 def queued(conn: socket.socket) -> int:
     """Bytes waiting in the socket's receive queue (FIONREAD), unread."""
     return struct.unpack("i", fcntl.ioctl(conn, termios.FIONREAD, b"\0" * 4))[0]
@@ -148,6 +152,10 @@ def serve_udp(sock: socket.socket, args: argparse.Namespace, log: logging.Logger
 
 
 def serve(args: argparse.Namespace, log: logging.Logger) -> None:
+    """Report how the client's messages were received.
+
+    Read each client's messages and answer with the sizes of the recv calls that read them.
+    """
     kind = socket.SOCK_STREAM if args.proto == "tcp" else socket.SOCK_DGRAM
     with cli.listener(args, kind, log) as sock:
         (serve_tcp if args.proto == "tcp" else serve_udp)(sock, args, log)
@@ -230,6 +238,10 @@ def datagrams(args: argparse.Namespace, result: dict[str, Any]) -> None:
 
 
 def client(args: argparse.Namespace) -> dict[str, Any]:
+    """Write messages, print how the server received them, as JSON.
+
+    Write messages over TCP or UDP and report how the server's recv calls cut them.
+    """
     if args.nonblocking and args.proto != "tcp":
         cli.fail("--nonblocking is for TCP: a UDP send takes a whole datagram or nothing")
     if args.proto == "udp" and (args.size or len(args.send.encode())) > cli.MAX_UDP_PAYLOAD:
@@ -238,34 +250,24 @@ def client(args: argparse.Namespace) -> dict[str, Any]:
         "outcome": Outcome.ERROR.value, "errno": None, "detail": None, "proto": args.proto,
         "target": str(args.to), "peer": None, "local": None, "messages": 0, "bytes_sent": 0, "send_calls": 0,
         "first_send": None, "receives": None, "recv_sizes": None, "bytes_received": None, "truncated": None,
-        "elapsed_ms": 0.0,
     }
-    started = time.perf_counter()
     try:
         (stream if args.proto == "tcp" else datagrams)(args, result)
     except OSError as exc:
         result.update(cli.failure(exc))
     except (ValueError, KeyError, TypeError) as exc:
         result.update(outcome=Outcome.MISMATCH.value, detail=f"not a boundaries report: {exc}")
-    result["elapsed_ms"] = cli.elapsed_ms(started)
     return result
 
 
 def parser() -> argparse.ArgumentParser:
-    p, s, c = cli.subcommands(
-        "boundaries", __doc__,
-        serve=("report how the client's messages were received",
-               "Read each client's messages and answer with the sizes of the recv calls that read them."),
-        client=("write messages, print how the server received them, as JSON",
-                "Write messages over TCP or UDP and report how the server's recv calls cut them."))
+    p, s, c = cli.subcommands("boundaries", __doc__, serve, client)
     s.add_argument("--proto", choices=["tcp", "udp"], default="tcp", help="transport (default: tcp)")
-    cli.add_listen_arguments(s)
     s.add_argument("--bufsize", type=cli.positive_int, default=65536, metavar="N",
                    help="read at most N bytes per recv call; a longer datagram is truncated (default: 65536)")
     s.add_argument("--timeout", type=cli.seconds, default=10.0, metavar="S",
                    help="give up on a TCP client silent for S seconds (default: 10)")
     c.add_argument("--proto", choices=["tcp", "udp"], default="tcp", help="transport (default: tcp)")
-    cli.add_client_arguments(c)
     what = c.add_mutually_exclusive_group()
     cli.add_send_argument(what, "the message to write")
     what.add_argument("--size", type=cli.positive_int, metavar="N", help="write N pattern bytes as the message instead")
@@ -275,10 +277,6 @@ def parser() -> argparse.ArgumentParser:
                    help="TCP: one send() call for the whole payload on a non-blocking socket (reported as "
                         "first_send), then send the rest")
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    return cli.main(parser(), argv, serve=serve, client=client)
 
 
 if __name__ == "__main__":

@@ -64,6 +64,10 @@ TALLY_DATAGRAM = struct.Struct(">4s8sQQ")  # magic, session id, datagrams receiv
 MAX_SESSIONS = 4096  # UDP tallies kept; the oldest is forgotten first
 
 
+def main(argv: list[str] | None = None) -> int:
+    return cli.main(parser(), argv)
+
+
 def recv_exactly(sock: socket.socket, size: int) -> bytes:
     data = bytearray()
     while len(data) < size:
@@ -149,6 +153,10 @@ def serve_udp(sock: socket.socket, log: logging.Logger) -> None:
 
 
 def serve(args: argparse.Namespace, log: logging.Logger) -> None:
+    """Receive transfers, verify them, report what arrived.
+
+    Bulk transfer receiver: TCP with SHA-256, or UDP with a tally.
+    """
     sock_type = socket.SOCK_STREAM if args.proto == "tcp" else socket.SOCK_DGRAM
     with cli.listener(args, sock_type, log) as sock:
         serve_tcp(sock, log, args.timeout) if args.proto == "tcp" else serve_udp(sock, log)
@@ -236,6 +244,10 @@ def rate(result: dict[str, Any], received: int, seconds_taken: float) -> None:
 
 
 def client(args: argparse.Namespace) -> dict[str, Any]:
+    """Send a transfer, print one JSON result.
+
+    Bulk transfer sender.
+    """
     result: dict[str, Any] = {
         "outcome": Outcome.ERROR.value, "errno": None, "detail": None, "proto": args.proto,
         "target": str(args.to), "peer": None, "local": None, "bytes_sent": 0, "bytes_received": 0,
@@ -256,17 +268,12 @@ def client(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p, s, c = cli.subcommands(
-        "bulk", __doc__,
-        serve=("receive transfers, verify them, report what arrived",
-               "Bulk transfer receiver: TCP with SHA-256, or UDP with a tally."),
-        client=("send a transfer, print one JSON result", "Bulk transfer sender."))
+    p, s, c = cli.subcommands("bulk", __doc__, serve, client, client_timeout=10.0,
+                              log_name=lambda args: f"bulk.{args.proto}")
     s.add_argument("--proto", choices=["tcp", "udp"], default="tcp", help="transport (default: tcp)")
-    cli.add_listen_arguments(s)
     s.add_argument("--timeout", type=cli.seconds, default=30.0, metavar="S",
                    help="TCP: drop a client silent for S seconds (default: 30)")
     c.add_argument("--proto", choices=["tcp", "udp"], default="tcp", help="transport (default: tcp)")
-    cli.add_client_arguments(c, default_timeout=10.0)
     c.add_argument("--bytes", type=cli.positive_int, default=10_000_000, metavar="N",
                    help="TCP: bytes to send (default: 10000000)")
     c.add_argument("--count", type=cli.positive_int, default=1000, metavar="N",
@@ -276,10 +283,6 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--interval", type=cli.non_negative_seconds, default=0.0, metavar="S",
                    help="UDP: pause between datagrams (default: 0, as fast as the socket takes them)")
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    return cli.main(parser(), argv, serve=serve, client=client, log_name=lambda args: f"bulk.{args.proto}")
 
 
 if __name__ == "__main__":

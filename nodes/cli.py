@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import inspect
 import json
 import logging
 import os
@@ -491,50 +492,78 @@ Client = Callable[[argparse.Namespace], Mapping[str, Any] | int]
 """A client: returns its JSON result, or (a program that prints none) its exit status."""
 
 
+def command(
+    commands: argparse._SubParsersAction, name: str, function: Callable[..., object]
+) -> argparse.ArgumentParser:
+    """A subcommand running ``function``, with the help and description its docstring gives.
+
+    The docstring's first line is the help, as argparse lists subcommands
+    (lower case, no full stop); the paragraph after it, the description.
+    """
+    first, _, rest = inspect.cleandoc(function.__doc__ or "").partition("\n\n")
+    sub: argparse.ArgumentParser = commands.add_parser(
+        name, help=first[:1].lower() + first[1:].removesuffix("."), description=" ".join(rest.split()))
+    return sub
+
+
 def subcommands(
-    name: str, doc: str | None, *, serve: tuple[str, str], client: tuple[str, str]
+    name: str, doc: str | None, serve: Serve, client: Client, *, listen: bool = True,
+    client_timeout: float | None = 5.0, send: str | None = None,
+    log_name: Callable[[argparse.Namespace], str] | None = None,
 ) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser, argparse.ArgumentParser]:
-    """A program's parser and its ``serve`` and ``client`` subcommands, each given as (help, description)."""
+    """A program's parser, and its ``serve`` and ``client`` subcommands for the program to add its options to.
+
+    Each subcommand runs its function (see ``main``) and is described by
+    its docstring (see ``command``). The conventions come with them:
+    ``serve --bind ADDR --port N [--v6only|--dual-stack]`` (unless not
+    ``listen``), ``client --to HOST:PORT --timeout S`` (unless
+    ``client_timeout`` is None), and ``--send TEXT``, described as ``send``,
+    if given. A server logs as ``log_name(args)``, or as the program.
+    """
     p = argparse.ArgumentParser(prog=f"python -m nodes.{name}", description=(doc or "").split("\n\n")[0])
     commands = p.add_subparsers(dest="command", required=True, metavar="{serve,client}")
-    s = commands.add_parser("serve", help=serve[0], description=serve[1])
-    c = commands.add_parser("client", help=client[0], description=client[1])
+    s = command(commands, "serve", serve)
+    s.set_defaults(_serve=serve, _log_name=log_name or (lambda args: name))
+    c = command(commands, "client", client)
+    c.set_defaults(_client=client)
+    if listen:
+        add_listen_arguments(s)
+    if client_timeout is not None:
+        add_client_arguments(c, client_timeout)
+    if send is not None:
+        add_send_argument(c, send)
     return p, s, c
 
 
-def main(
-    parser: argparse.ArgumentParser,
-    argv: Sequence[str] | None,
-    *,
-    client: Client,
-    serve: Serve | None = None,
-    log_name: Callable[[argparse.Namespace], str] | None = None,
-) -> int:
+def main(parser: argparse.ArgumentParser, argv: Sequence[str] | None, client: Client | None = None) -> int:
     """Run a program: parse its arguments, then serve, or run the client, keeping the conventions above.
 
-    ``serve`` (the ``serve`` subcommand) runs with logging set up (named
-    ``log_name(args)``, or after the program) and with SIGINT and SIGTERM
-    raising KeyboardInterrupt; however it ends, by returning or by a stop
-    signal, the program logs "stopped" and exits 0. ``client`` (the
-    ``client`` subcommand, or the whole of a program without subcommands)
-    returns its result, printed as one JSON line with exit status 0, or an
-    exit status. Bad arguments exit 2 (argparse's message), and so does a
-    ``UsageError`` (``fail``), with one line on stderr.
+    The server (the ``serve`` subcommand's function) runs with logging set
+    up and with SIGINT and SIGTERM raising KeyboardInterrupt; however it
+    ends, by returning or by a stop signal, the program logs "stopped" and
+    exits 0. The client (the ``client`` subcommand's, or ``client`` for a
+    program without subcommands) returns its result, printed as one JSON
+    line with exit status 0 (and ``elapsed_ms``, the time it took, unless
+    it says itself), or an exit status. Bad arguments exit 2 (argparse's
+    message), and so does a ``UsageError`` (``fail``), with one line on stderr.
     """
     args = parser.parse_args(argv)
+    started = time.perf_counter()
     try:
-        if serve is not None and args.command == "serve":
-            log = setup_logging(log_name(args) if log_name else parser.prog.rpartition(".")[2])
+        if hasattr(args, "_serve"):
+            log = setup_logging(args._log_name(args))
             stop_on_signals()
             with contextlib.suppress(KeyboardInterrupt):
-                serve(args, log)
+                args._serve(args, log)
             log.info("stopped")
             return 0
-        result = client(args)
+        run: Client | None = getattr(args, "_client", client)
+        assert run is not None, "a program without subcommands names its client"
+        result = run(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     if isinstance(result, int):
         return result
-    print_result(result)
+    print_result({**result, "elapsed_ms": result.get("elapsed_ms", elapsed_ms(started))})
     return 0

@@ -48,6 +48,10 @@ from nodes.outcomes import Outcome
 BUFSIZE = 65536
 
 
+def main(argv: list[str] | None = None) -> int:
+    return cli.main(parser(), argv)
+
+
 def serve_forever(
     listening: socket.socket,
     log: logging.Logger,
@@ -126,50 +130,43 @@ def exchange(sock: socket.socket, data: bytes, timeout: float) -> dict[str, Any]
 
 
 def empty_result() -> dict[str, Any]:
-    """Every key of the client result, so that the set never depends on the outcome."""
+    """Every key of the client result, so that the set never depends on the outcome (``elapsed_ms`` is the frame's)."""
     return {
         "outcome": Outcome.ERROR.value, "errno": None, "detail": None,
         "target": None, "peer": None, "local": None,
-        "sent": 0, "received": 0, "reply": None, "elapsed_ms": 0.0,
+        "sent": 0, "received": 0, "reply": None,
     }
 
 
 def client(args: argparse.Namespace) -> dict[str, Any]:
+    """Send text, read the echo, print one JSON result.
+
+    Send text over TCP and check that it comes back unchanged.
+    """
     result = empty_result() | {"target": str(args.to)}
-    started = time.perf_counter()
     try:
-        sock = cli.connect(args.to, args.timeout)
-    except OSError as exc:
-        result.update(cli.failure(exc))
-    else:
-        with sock:
+        with cli.connect(args.to, args.timeout) as sock:
             result.update(cli.addresses(sock))
-            result.update(exchange(sock, args.send.encode(), args.timeout))
-    result["elapsed_ms"] = cli.elapsed_ms(started)
+            result.update(exchange(sock, args.send.encode(), args.timeout))  # which reports its own failures
+    except OSError as exc:  # connecting failed
+        result.update(cli.failure(exc))
     return result
 
 
 def serve(args: argparse.Namespace, log: logging.Logger) -> None:
+    """Echo for one client at a time.
+
+    Blocking TCP echo server.
+    """
     with cli.listener(args, socket.SOCK_STREAM, log) as listening:
         serve_forever(listening, log, timeout=args.timeout)
 
 
 def parser() -> argparse.ArgumentParser:
-    p, s, c = cli.subcommands(
-        "echo", __doc__,
-        serve=("echo for one client at a time", "Blocking TCP echo server."),
-        client=("send text, read the echo, print one JSON result",
-                "Send text over TCP and check that it comes back unchanged."))
-    cli.add_listen_arguments(s)
+    p, s, c = cli.subcommands("echo", __doc__, serve, client, send="text to send")
     s.add_argument("--timeout", type=cli.seconds, default=30.0, metavar="S",
                    help="close a client that sends nothing for S seconds, so the next one gets its turn (default: 30)")
-    cli.add_client_arguments(c)
-    cli.add_send_argument(c)
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    return cli.main(parser(), argv, serve=serve, client=client)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,10 @@ DEFAULT_MESSAGES = ["Message 1 from client.", "Message 2 from client."]
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 
 
+def main(argv: list[str] | None = None) -> int:
+    return cli.main(parser(), argv)
+
+
 @dataclass(slots=True, eq=False)
 class Connection:
     """The server's side of one client: what it still owes, and since when it is quiet."""
@@ -286,6 +290,10 @@ class Echoes(Load):
 
 
 def client(args: argparse.Namespace) -> dict[str, Any]:
+    """Open N connections at once and echo messages on each.
+
+    Open N non-blocking connections, send the messages on each, close each once its echo is complete.
+    """
     payload = "".join(args.messages).encode()
     counts = Tally(connections=args.connections)
 
@@ -297,6 +305,10 @@ def client(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def serve(args: argparse.Namespace, log: logging.Logger) -> None:
+    """Echo for many clients at once, on one thread.
+
+    Non-blocking selectors echo server.
+    """
     with cli.listener(args, socket.SOCK_STREAM, log) as listening:
         cli.raise_fd_limit(log)
         server = EchoServer(listening, log, idle_timeout=args.timeout, quiet=args.quiet)
@@ -307,17 +319,10 @@ def serve(args: argparse.Namespace, log: logging.Logger) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p, s, c = cli.subcommands(
-        "multiconn", __doc__,
-        serve=("echo for many clients at once, on one thread", "Non-blocking selectors echo server."),
-        client=("open N connections at once and echo messages on each",
-                "Open N non-blocking connections, send the messages on each, close each once its echo is "
-                "complete."))
-    cli.add_listen_arguments(s)
+    p, s, c = cli.subcommands("multiconn", __doc__, serve, client, client_timeout=10.0)
     s.add_argument("--timeout", type=cli.seconds, default=60.0, metavar="S",
                    help="close a connection that is idle for S seconds (default: 60)")
     cli.add_quiet_argument(s)
-    cli.add_client_arguments(c, default_timeout=10.0)
     c.add_argument("--connections", type=cli.positive_int, default=2, metavar="N",
                    help="connections to open at once (default: 2)")
     c.add_argument("--messages", nargs="+", default=DEFAULT_MESSAGES, metavar="TEXT",
@@ -326,10 +331,6 @@ def parser() -> argparse.ArgumentParser:
                    help="keep each connection silent until all are open, then S seconds more, so that they are "
                    "all open together (count S in --timeout)")
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    return cli.main(parser(), argv, serve=serve, client=client)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,10 @@ TCP_CLOSE = 7  # tcpi_state once the connection is gone (after a RST, say)
 
 # -- server --------------------------------------------------------------------
 
+def main(argv: list[str] | None = None) -> int:
+    return cli.main(parser(), argv)
+
+
 def end(conn: socket.socket, mode: str, timeout: float) -> str:
     """Wait for the client's message, then end the connection as ``mode`` says; say what was done."""
     readable, _, _ = select.select([conn], [], [], timeout)
@@ -87,6 +91,10 @@ def serve_forever(sock: socket.socket, args: argparse.Namespace, log: logging.Lo
 
 
 def serve(args: argparse.Namespace, log: logging.Logger) -> None:
+    """End each connection as the mode says.
+
+    Take one connection at a time; once the client's first message has arrived, end it with a FIN or a RST.
+    """
     with cli.listener(args, socket.SOCK_STREAM, log) as sock:
         log.info("mode %s", args.mode)
         serve_forever(sock, args, log)
@@ -126,11 +134,14 @@ def step(sock: socket.socket, name: str, text: bytes, timeout: float) -> dict[st
 
 
 def client(args: argparse.Namespace) -> dict[str, Any]:
+    """Make send/recv/wait steps, print what each returned, as JSON.
+
+    Connect, make the steps in order, and report what each one returned.
+    """
     result: dict[str, Any] = {
         "outcome": Outcome.ERROR.value, "errno": None, "detail": None, "target": str(args.to), "peer": None,
-        "local": None, "steps": [], "steps_done": 0, "failed_step": None, "elapsed_ms": 0.0,
+        "local": None, "steps": [], "steps_done": 0, "failed_step": None,
     }
-    started = time.perf_counter()
     try:
         sock = cli.connect(args.to, args.timeout)
     except OSError as exc:
@@ -147,7 +158,6 @@ def client(args: argparse.Namespace) -> dict[str, Any]:
                     result["failed_step"] = name
                     break
             result["steps_done"] = len(result["steps"])
-    result["elapsed_ms"] = cli.elapsed_ms(started)
     return result
 
 
@@ -161,28 +171,15 @@ def steps(text: str) -> list[str]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p, s, c = cli.subcommands(
-        "peerclose", __doc__,
-        serve=("end each connection as the mode says",
-               "Take one connection at a time; once the client's first message has arrived, end it with a FIN "
-               "or a RST."),
-        client=("make send/recv/wait steps, print what each returned, as JSON",
-                "Connect, make the steps in order, and report what each one returned."))
-    cli.add_listen_arguments(s)
+    p, s, c = cli.subcommands("peerclose", __doc__, serve, client, send="what each send step sends")
     s.add_argument("--mode", choices=MODES, default="close",
                    help="close: read, then close (FIN); unread: close without reading (RST); "
                         "abort: read, then close with SO_LINGER 0 (RST) (default: close)")
     s.add_argument("--timeout", type=cli.seconds, default=10.0, metavar="S",
                    help="close a client that sends nothing for S seconds (default: 10)")
-    cli.add_client_arguments(c)
     c.add_argument("--steps", type=steps, default=["send", "recv"], metavar="STEPS",
                    help="comma-separated steps among send, recv, wait (default: send,recv)")
-    cli.add_send_argument(c, "what each send step sends")
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    return cli.main(parser(), argv, serve=serve, client=client)
 
 
 if __name__ == "__main__":

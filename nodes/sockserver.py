@@ -36,6 +36,10 @@ from nodes.endpoints import format_sockaddr
 CHILD_GRACE = 2.0  # seconds a forked child has to end after SIGTERM before it is killed
 
 
+def main(argv: list[str] | None = None) -> int:
+    return cli.main(parser(), argv)
+
+
 class Configured:
     """What every kind shares: its log, the idle limit per client, one-line errors, quick shutdown."""
 
@@ -188,6 +192,10 @@ def build(kind: str, listening: socket.socket, log: logging.Logger, client_timeo
 
 
 def serve(args: argparse.Namespace, log: logging.Logger) -> None:
+    """Run a socketserver echo server.
+
+    socketserver echo server: threading or forking, TCP or UDP.
+    """
     server = build(args.kind, cli.listener(args, KINDS[args.kind][2], log), log, args.timeout, args.quiet)
     try:
         server.serve_forever()
@@ -197,6 +205,10 @@ def serve(args: argparse.Namespace, log: logging.Logger) -> None:
 
 
 def client(args: argparse.Namespace) -> dict[str, Any]:
+    """Send text, check the echo (the echo or udpecho client).
+
+    Echo client for any kind: TCP (nodes.echo) or UDP (nodes.udpecho).
+    """
     if args.proto == "tcp":
         return echo.client(args)
     args.count, args.interval, args.size = None, 0.0, 0
@@ -204,27 +216,17 @@ def client(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p, s, c = cli.subcommands(
-        "sockserver", __doc__,
-        serve=("run a socketserver echo server", "socketserver echo server: threading or forking, TCP or UDP."),
-        client=("send text, check the echo (the echo or udpecho client)",
-                "Echo client for any kind: TCP (nodes.echo) or UDP (nodes.udpecho)."))
+    p, s, c = cli.subcommands("sockserver", __doc__, serve, client, send="text to send",
+                              log_name=lambda args: f"sockserver.{args.kind}")
     s.add_argument("--kind", choices=sorted(KINDS), default="threading-tcp",
                    help="threading-tcp: a thread per connection; forking-tcp: a process per connection; "
                    "threading-udp: a thread per datagram (default: threading-tcp)")
-    cli.add_listen_arguments(s)
     s.add_argument("--timeout", type=cli.seconds, default=30.0, metavar="S",
                    help="TCP: close a client that sends nothing for S seconds (default: 30)")
     cli.add_quiet_argument(s)
     c.add_argument("--proto", choices=["tcp", "udp"], default="tcp", help="transport (default: tcp)")
-    cli.add_client_arguments(c)
-    cli.add_send_argument(c)
     c.add_argument("--connected", action="store_true", help="UDP: connect() first, so ICMP errors are reported")
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    return cli.main(parser(), argv, serve=serve, client=client, log_name=lambda args: f"sockserver.{args.kind}")
 
 
 if __name__ == "__main__":

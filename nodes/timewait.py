@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import logging
 import socket
-import time
 from typing import Any
 
 from nodes import cli
@@ -43,7 +42,15 @@ from nodes.endpoints import format_sockaddr
 from nodes.outcomes import Outcome
 
 
+def main(argv: list[str] | None = None) -> int:
+    return cli.main(parser(), argv)
+
+
 def serve(args: argparse.Namespace, log: logging.Logger) -> None:
+    """Serve one connection, close first, exit.
+
+    Echo one message on one connection, close first (so TIME_WAIT is on this side), and exit.
+    """
     with cli.listener(args, socket.SOCK_STREAM, log, reuse_addr=not args.no_reuse_addr) as listening:
         conn, address = cli.accept(listening, log)  # listening.accept(); a failed one is logged and waited out
     log.info("accepted %s, stopped listening", format_sockaddr(address))
@@ -64,12 +71,15 @@ def serve(args: argparse.Namespace, log: logging.Logger) -> None:
 
 
 def client(args: argparse.Namespace) -> dict[str, Any]:
+    """Send a message, read until the server closes, print one JSON result.
+
+    Send a message and read the echo until the server closes first.
+    """
     result: dict[str, Any] = {
         "outcome": Outcome.ERROR.value, "errno": None, "detail": None, "target": str(args.to), "peer": None,
-        "local": None, "sent": 0, "received": 0, "reply": None, "server_closed_first": False, "elapsed_ms": 0.0,
+        "local": None, "sent": 0, "received": 0, "reply": None, "server_closed_first": False,
     }
     text = args.send.encode()
-    started = time.perf_counter()
     try:
         with cli.connect(args.to, args.timeout) as sock:
             result.update(cli.addresses(sock))
@@ -87,30 +97,17 @@ def client(args: argparse.Namespace) -> dict[str, Any]:
             result["outcome"] = Outcome.ECHOED.value
         else:
             result["outcome"] = (Outcome.CLOSED if len(reply) < len(text) else Outcome.MISMATCH).value
-    result["elapsed_ms"] = cli.elapsed_ms(started)
     return result
 
 
 def parser() -> argparse.ArgumentParser:
-    p, s, c = cli.subcommands(
-        "timewait", __doc__,
-        serve=("serve one connection, close first, exit",
-               "Echo one message on one connection, close first (so TIME_WAIT is on this side), and exit."),
-        client=("send a message, read until the server closes, print one JSON result",
-                "Send a message and read the echo until the server closes first."))
-    cli.add_listen_arguments(s)
+    p, s, c = cli.subcommands("timewait", __doc__, serve, client, send="text to send")
     s.add_argument("--timeout", type=cli.seconds, default=30.0, metavar="S",
                    help="give up on a client silent for S seconds (default: 30)")
     s.add_argument("--no-reuse-addr", action="store_true",
                    help="do not set SO_REUSEADDR: then while TIME_WAIT lasts, not even a socket that sets it "
                         "can bind the port")
-    cli.add_client_arguments(c)
-    cli.add_send_argument(c)
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    return cli.main(parser(), argv, serve=serve, client=client)
 
 
 if __name__ == "__main__":

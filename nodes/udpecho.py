@@ -57,7 +57,15 @@ MAX_DATAGRAM = 65535
 SEQUENCE = struct.Struct(">Q")  # the number at the front of each counted datagram
 
 
+def main(argv: list[str] | None = None) -> int:
+    return cli.main(parser(), argv)
+
+
 def serve(args: argparse.Namespace, log: logging.Logger) -> None:
+    """Echo every datagram to its sender.
+
+    UDP echo server.
+    """
     with cli.listener(args, socket.SOCK_DGRAM, log) as sock:
         while True:
             try:
@@ -222,13 +230,16 @@ def verdict(counts: Counts, timeout: float) -> dict[str, Any]:
 
 
 def client(args: argparse.Namespace) -> dict[str, Any]:
+    """Send datagrams, count the echoes, print one JSON result.
+
+    UDP echo client: one datagram, or --count numbered ones.
+    """
     result: dict[str, Any] = {
         "outcome": Outcome.ERROR.value, "errno": None, "detail": None,
         "mode": "count" if args.count else "single", "connected": args.connected,
         "target": str(args.to), "peer": None, "local": None,
     }
     counts, reply = Counts(), None
-    started = time.perf_counter()
     try:
         family, sockaddr = resolve(args.to, socket.SOCK_DGRAM)[0]
         with socket.socket(family, socket.SOCK_DGRAM) as sock:
@@ -242,19 +253,13 @@ def client(args: argparse.Namespace) -> dict[str, Any]:
         result |= verdict(counts, args.timeout)
     except OSError as exc:  # the name did not resolve, or connect() refused the address
         result |= cli.failure(exc)
-    return result | counts.fields() | {"reply": reply, "elapsed_ms": cli.elapsed_ms(started)}
+    return result | counts.fields() | {"reply": reply}
 
 
 def parser() -> argparse.ArgumentParser:
-    p, s, c = cli.subcommands(
-        "udpecho", __doc__,
-        serve=("echo every datagram to its sender", "UDP echo server."),
-        client=("send datagrams, count the echoes, print one JSON result",
-                "UDP echo client: one datagram, or --count numbered ones."))
-    cli.add_listen_arguments(s)
+    p, s, c = cli.subcommands("udpecho", __doc__, serve, client,
+                              client_timeout=2.0, send="single mode: the text to send")
     cli.add_quiet_argument(s)
-    cli.add_client_arguments(c, default_timeout=2.0)
-    cli.add_send_argument(c, "single mode: the text to send")
     c.add_argument("--connected", action="store_true",
                    help="connect() the socket first, so that ICMP errors (port unreachable) are reported")
     c.add_argument("--count", type=cli.positive_int, metavar="N",
@@ -265,10 +270,6 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--size", type=cli.datagram_size(SEQUENCE.size), default=64, metavar="BYTES",
                    help="with --count: bytes per datagram, 8 to 65507 (default: 64)")
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    return cli.main(parser(), argv, serve=serve, client=client)
 
 
 if __name__ == "__main__":

@@ -28,12 +28,15 @@ import os
 import socket
 import stat
 import struct
-import time
 from typing import Any
 
 from nodes import cli, echo
 
 CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main(parser(), argv)
 
 
 def remove_stale(path: str) -> None:
@@ -93,6 +96,10 @@ def peer_credentials(conn: socket.socket, address: Any) -> str:
 
 
 def serve(args: argparse.Namespace, log: logging.Logger) -> None:
+    """Echo on a Unix socket, one client at a time.
+
+    Unix domain socket echo server.
+    """
     sock, identity = open_listener(args.path, log)
     try:
         with sock:
@@ -102,8 +109,11 @@ def serve(args: argparse.Namespace, log: logging.Logger) -> None:
 
 
 def client(args: argparse.Namespace) -> dict[str, Any]:
+    """Send text over a Unix socket, read the echo, print one JSON result.
+
+    Unix domain socket echo client.
+    """
     result = echo.empty_result() | {"target": args.path}
-    started = time.perf_counter()
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(args.timeout)
         try:
@@ -114,28 +124,19 @@ def client(args: argparse.Namespace) -> dict[str, Any]:
             result["peer"] = args.path
             result["local"] = sock.getsockname() or None
             result.update(echo.exchange(sock, args.send.encode(), args.timeout))
-    result["elapsed_ms"] = cli.elapsed_ms(started)
     return result
 
 
 def parser() -> argparse.ArgumentParser:
-    p, s, c = cli.subcommands(
-        "unixecho", __doc__,
-        serve=("echo on a Unix socket, one client at a time", "Unix domain socket echo server."),
-        client=("send text over a Unix socket, read the echo, print one JSON result",
-                "Unix domain socket echo client."))
+    p, s, c = cli.subcommands("unixecho", __doc__, serve, client, listen=False, client_timeout=None)
     s.add_argument("--path", type=cli.non_empty, required=True, help="socket file to create (a stale one is replaced)")
     s.add_argument("--timeout", type=cli.seconds, default=30.0, metavar="S",
                    help="close a client that sends nothing for S seconds (default: 30)")
     c.add_argument("--path", type=cli.non_empty, required=True, help="socket file of the server")
     c.add_argument("--timeout", type=cli.seconds, default=5.0, metavar="S",
                    help="give up waiting after S seconds (default: 5)")
-    cli.add_send_argument(c)
+    cli.add_send_argument(c)  # after its own --path and --timeout, as the others' comes after --to and --timeout
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    return cli.main(parser(), argv, serve=serve, client=client)
 
 
 if __name__ == "__main__":

@@ -61,8 +61,12 @@ from nodes.outcomes import Outcome
 
 MAX_DATAGRAM = 65535
 KEYS = ("outcome", "errno", "detail", "proto", "target", "peer", "local", "seen_as", "seen_port", "server_local",
-        "server_family", "tcp", "udp", "udp_seen_as", "udp_server_local", "elapsed_ms")  # the result's, in order
+        "server_family", "tcp", "udp", "udp_seen_as", "udp_server_local")  # the result's, in order (elapsed_ms last)
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8 if sys.platform.startswith("linux") else None)  # absent in 3.11
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main(parser(), argv)
 
 
 def split(sockaddr: tuple) -> tuple[str, int]:
@@ -159,7 +163,10 @@ def open_sockets(args: argparse.Namespace, log: logging.Logger) -> list[socket.s
 
 
 def serve(args: argparse.Namespace, log: logging.Logger) -> None:
-    """Answer whichever socket is ready: a connection to accept, or a datagram."""
+    """Answer each client with the addresses it was seen with.
+
+    Answer each TCP connection or UDP datagram with the peer and local address the server saw, as one JSON line.
+    """
     with contextlib.ExitStack() as stack, selectors.DefaultSelector() as selector:
         acceptor: cli.Acceptor | None = None
         for sock in open_sockets(args, log):
@@ -170,7 +177,7 @@ def serve(args: argparse.Namespace, log: logging.Logger) -> None:
                 sock.setblocking(False)
                 ask_for_destination(sock)
                 selector.register(sock, selectors.EVENT_READ, sock)
-        while True:
+        while True:  # answer whichever socket is ready: a connection to accept, or a datagram
             for key, _ in selector.select(acceptor.wait(None) if acceptor else None):
                 if key.data is not None:
                     answer_datagram(key.data, log)
@@ -226,7 +233,10 @@ def ask(proto: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def client(args: argparse.Namespace) -> dict[str, Any]:
-    started = time.perf_counter()
+    """Ask the server how it sees this client, print one JSON result.
+
+    Ask a whoami server which addresses it saw, and print them.
+    """
     result: dict[str, Any] = {"proto": args.proto, "target": str(args.to)}
     if args.proto == "both":  # TCP's result, with UDP's beside it; the outcome is ok only if both are
         tcp, udp = ask("tcp", args), ask("udp", args)
@@ -236,31 +246,18 @@ def client(args: argparse.Namespace) -> dict[str, Any]:
             result.update(outcome=udp["outcome"], errno=udp["errno"], detail=f"UDP: {udp['detail']}")
     else:
         result |= ask(args.proto, args) | {"tcp": None, "udp": None, "udp_seen_as": None, "udp_server_local": None}
-    result["elapsed_ms"] = cli.elapsed_ms(started)
     return {key: result[key] for key in KEYS}
 
 
 def parser() -> argparse.ArgumentParser:
-    p, s, c = cli.subcommands(
-        "whoami", __doc__,
-        serve=("answer each client with the addresses it was seen with",
-               "Answer each TCP connection or UDP datagram with the peer and local address the server saw, as "
-               "one JSON line."),
-        client=("ask the server how it sees this client, print one JSON result",
-                "Ask a whoami server which addresses it saw, and print them."))
+    p, s, c = cli.subcommands("whoami", __doc__, serve, client)
     s.add_argument("--proto", choices=["tcp", "udp", "both"], default="tcp",
                    help="transport; both: TCP and UDP on the same port (default: tcp)")
-    cli.add_listen_arguments(s)
     c.add_argument("--proto", choices=["tcp", "udp", "both"], default="tcp",
                    help="transport; both: ask over TCP, then over connected UDP (default: tcp)")
-    cli.add_client_arguments(c)
     c.add_argument("--connected", action="store_true",
                    help="UDP: connect() first, so that an ICMP port unreachable is reported (refused)")
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    return cli.main(parser(), argv, serve=serve, client=client)
 
 
 if __name__ == "__main__":
