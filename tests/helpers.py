@@ -4,9 +4,10 @@ Every lab socklab creates carries its owner (``socklab.owner``, see
 ``socklab.constants.owner``). A test run owns ``tests-<random>@<host>``
 (set by tests/conftest.py before any xdist worker or subprocess starts, so
 they all inherit it), and each Docker test gets an owner of its own under the
-run's: ``tests-<random>.<random>@<host>``. Whatever this module lists or
-removes is, by default, limited to what this test run made: a test never
-sees, nor removes, a lab it did not make.
+run's: ``tests-<random>.<random>@<host>``. Whatever this module lists is, by
+default, limited to what this test run made (labs of anybody else are not
+seen), and what it removes to what the test itself made: a test never
+removes a lab it did not make.
 """
 
 from __future__ import annotations
@@ -158,9 +159,15 @@ def _sweep(select: Callable[[docker.APIClient], list[Resource]], patience: float
 
 
 def remove_labelled(*labels: str, patience: float = 60) -> None:
-    """A test's own sweep after a run it broke on purpose: what carries ``labels`` and this test run made."""
-    scope = this_run()
-    _sweep(lambda api: resources(*labels, owner=scope, api=api), patience)
+    """A test's own sweep after a run it broke on purpose: what carries ``labels`` and the test itself made.
+
+    "Itself" is the current owner, the test's own (tests/conftest.py
+    ``lab_owner``), so the sweep never reaches another test's labs, even of
+    this run, nor anybody else's.
+    """
+    mine = owner()
+    this_run()  # refuses an owner that is no test's (a person's own labs)
+    _sweep(lambda api: resources(*labels, owner=mine, api=api), patience)
 
 
 def remove_owned(owner: str, patience: float = 60) -> None:

@@ -16,6 +16,9 @@ from socklab.lab import Lab
 from socklab.model import Command, Host, Network, Service
 from tests.helpers import labelled
 
+# For answers that come at once (refused, unreachable): the timeout is only room for a loaded machine, and costs
+# nothing when the answer comes; an outcome of "timeout" would fail the test either way.
+AT_ONCE = 10.0
 TWO_HOSTS = {"server": Host("server", ("lan",)), "client": Host("client", ("lan",))}
 LAN = {"lan": Network("lan")}
 
@@ -62,12 +65,12 @@ def test_exec_reports_exit_code_stdout_and_stderr(backend) -> None:  # type: ign
 def test_lab_hosts_cannot_reach_outside_the_lab(backend) -> None:  # type: ignore[no-untyped-def]
     """No default route: outside addresses fail at once (nothing is sent); the engine's own address is refused."""
     with Lab.open(backend, "isolation", LAN, TWO_HOSTS) as lab:
-        outside = lab.probe("client", to="198.51.100.7:80", timeout=1.0)
+        outside = lab.probe("client", to="198.51.100.7:80", timeout=AT_ONCE)
         assert (outside.outcome, outside.evidence["errno"]) == ("net-unreachable", "ENETUNREACH")
         engine = lab.infos["client"].interfaces["lan"].engine4
-        assert lab.probe("client", to=f"{engine}:22", timeout=1.0).outcome == "net-unreachable"
-        assert lab.probe("client", to="[2001:db8::1]:80", timeout=1.0).outcome == "net-unreachable"
-        peer = lab.probe("client", to="{server.lan.ipv4}:1", timeout=1.0)
+        assert lab.probe("client", to=f"{engine}:22", timeout=AT_ONCE).outcome == "net-unreachable"
+        assert lab.probe("client", to="[2001:db8::1]:80", timeout=AT_ONCE).outcome == "net-unreachable"
+        peer = lab.probe("client", to="{server.lan.ipv4}:1", timeout=AT_ONCE)
         assert peer.outcome == "refused", "the other lab host is reachable"
 
 
@@ -76,7 +79,7 @@ def test_every_host_has_both_loopbacks_even_on_no_network(backend) -> None:  # t
     with Lab.open(backend, "loopbacks", {}, hosts) as lab:
         assert lab.probe("alone", bind="[::1]:5000").outcome == "ok"
         assert lab.probe("alone", bind="127.0.0.1:5000").outcome == "ok"
-        assert lab.probe("alone", to="198.18.0.1:80", timeout=1.0).outcome == "net-unreachable"
+        assert lab.probe("alone", to="198.18.0.1:80", timeout=AT_ONCE).outcome == "net-unreachable"
 
 
 def test_link_local_references_carry_the_viewers_interface(backend) -> None:  # type: ignore[no-untyped-def]
@@ -86,7 +89,7 @@ def test_link_local_references_carry_the_viewers_interface(backend) -> None:  # 
         address, scope = lab.render("{server.lan.link_local}", on_host="client").split("%")
         assert ipaddress.IPv6Address(address).is_link_local
         assert scope == lab.render("{client.lan.iface}"), "the scope is the client's own lan interface"
-        reached = lab.probe("client", to="[{server.lan.link_local}]:1", timeout=1.0)
+        reached = lab.probe("client", to="[{server.lan.link_local}]:1", timeout=AT_ONCE)
         assert (reached.outcome, reached.evidence["peer"]) == ("refused", f"[{address}%{scope}]:1")
 
 
@@ -143,7 +146,7 @@ def test_concurrent_labs_get_disjoint_subnets(backend) -> None:  # type: ignore[
             with Lab.open(backend, f"concurrent-{index}", LAN, TWO_HOSTS) as lab:
                 subnets.append(ipaddress.IPv4Network(lab.infos["server"].interfaces["lan"].subnet4 or ""))
                 all_up.wait(timeout=600)  # the bound only stops a hang
-                assert lab.probe("client", to="{server.lan.ipv4}:1", timeout=1.0).outcome == "refused"
+                assert lab.probe("client", to="{server.lan.ipv4}:1", timeout=AT_ONCE).outcome == "refused"
         except BaseException as exc:  # noqa: BLE001 - reported below
             all_up.abort()  # the others stop waiting for a lab that will never be up
             errors.append(exc)
