@@ -179,8 +179,11 @@ class Lab:
         """Start ``python -m nodes.MODULE serve ARGS``; ``max_fds`` caps its descriptors (hard limit)."""
         log_path = self.directory / f"{module}-{len(self.servers)}.log"
 
+        limits = (max_fds, max_fds) if max_fds is not None else None
+
         def limit() -> None:  # runs in the child between fork and exec: keep it tiny
-            resource.setrlimit(resource.RLIMIT_NOFILE, (max_fds, max_fds))
+            if limits is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, limits)
 
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
