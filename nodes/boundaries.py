@@ -73,11 +73,11 @@ MAX_DATAGRAM = 65535
 SHOWN_SIZES = 100
 
 
-# -- server --------------------------------------------------------------------
-
 def main(argv: list[str] | None = None) -> int:
     return cli.main(parser(), argv)
 
+
+# -- server --------------------------------------------------------------------
 
 def queued(conn: socket.socket) -> int:
     """Bytes waiting in the socket's receive queue (FIONREAD), unread."""

@@ -83,6 +83,7 @@ def non_negative_seconds(text: str) -> float:
 
 
 def whole_number(text: str, minimum: int, too_small: str) -> int:
+    """An integer of at least ``minimum``, or a usage error: not a whole number, or ``too_small``."""
     try:
         value = int(text)
     except ValueError:
@@ -477,6 +478,7 @@ class UsageError(Exception):
 
 
 def fail(message: str) -> NoReturn:
+    """Stop: what was asked cannot be done as asked (``main`` says it, one line, and exits 2)."""
     raise UsageError(message)
 
 

@@ -57,11 +57,11 @@ STEPS = ("send", "recv", "wait")
 TCP_CLOSE = 7  # tcpi_state once the connection is gone (after a RST, say)
 
 
-# -- server --------------------------------------------------------------------
-
 def main(argv: list[str] | None = None) -> int:
     return cli.main(parser(), argv)
 
+
+# -- server --------------------------------------------------------------------
 
 def end(conn: socket.socket, mode: str, timeout: float) -> str:
     """Wait for the client's message, then end the connection as ``mode`` says; say what was done."""
