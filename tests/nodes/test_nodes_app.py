@@ -1,7 +1,8 @@
 """The application protocol's server and client, against each other and against independent peers.
 
 ``frame``, ``ask`` and ``DescriptionServer`` are minimal implementations
-written here from DESIGN.md's description alone, without ``nodes.appmsg``:
+written here from the protocol's description alone (the classic tutorial's,
+drawn in ``nodes.appmsg``'s docstring), without ``nodes.appmsg``'s code:
 if our programs talk to them, they talk to anything written to the
 description. The independent server deliberately differs where the
 description allows it: it escapes non-ASCII characters in JSON and orders

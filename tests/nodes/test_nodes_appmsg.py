@@ -1,8 +1,8 @@
 """The application protocol codec, byte for byte, with no sockets.
 
-The golden messages below are written by hand from the description in
-DESIGN.md (and the classic tutorial it is compatible with), not produced by
-the code under test: a 2-byte big-endian header length, the JSON header
+The golden messages below are written by hand from the protocol's
+description (the classic tutorial's, drawn in ``nodes.appmsg``'s
+docstring), not produced by the code under test: a 2-byte big-endian header length, the JSON header
 with its four keys in the tutorial's order and ``json.dumps`` spacing, then
 the content. Emoji travel as raw UTF-8, not as \\u escapes.
 """
