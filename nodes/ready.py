@@ -1,12 +1,15 @@
-"""Wait until a service listens, by reading the kernel's socket tables.
+"""Wait until a service is ready: a socket listens, its log says so, or a command says so.
 
 Readiness is observed, never slept for: the lab asks this program (on the
 service's own host) to poll ``/proc/net/{tcp,tcp6,udp,udp6,unix}`` until a
 socket listens where the service was told to. Reading the tables instead of
 connecting leaves a one-client-at-a-time server undisturbed, and costs one
-exec for the whole wait instead of one per try.
+exec for the whole wait instead of one per try. For programs that are not
+socklab's, two more conditions: ``log:REGEX`` (a line of the service's log
+matches) and ``command:LINE`` (a shell command line exits 0).
 
     python -m nodes.ready tcp://127.0.0.1:65432 --timeout 10 --pidfile /lab/run/echo.pid
+    python -m nodes.ready 'log:Listening on' --log /lab/log/app.log
 
 Exit status: 0 ready, 1 not ready in time, 3 the service exited first.
 """
@@ -16,10 +19,13 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import re
 import socket
 import struct
+import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -31,6 +37,7 @@ UNIX_LISTENING = 1 << 16  # __SO_ACCEPTCON in the Flags column
 
 NOT_READY, SERVICE_GONE = 1, 3
 POLL_SECONDS = 0.02
+COMMAND_POLL_SECONDS = 0.2  # a command costs a process per try
 
 
 def decode_address(hex_address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -101,33 +108,64 @@ def alive(pidfile: Path | None) -> bool:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m nodes.ready", description=(__doc__ or "").split("\n\n")[0])
-    p.add_argument("url", help="tcp://ADDR:PORT, udp://ADDR:PORT or unix:///PATH (ADDR * for any address)")
+    p.add_argument("url", metavar="CONDITION",
+                   help="tcp://ADDR:PORT, udp://ADDR:PORT or unix:///PATH (ADDR * for any address); "
+                   "log:REGEX (a line of the --log file matches); command:LINE (sh -c LINE exits 0)")
     p.add_argument("--timeout", type=cli.seconds, default=10.0, metavar="S",
                    help="give up after S seconds (default: 10)")
     p.add_argument("--pidfile", type=Path, help="stop waiting if the process named here exits")
+    p.add_argument("--log", type=Path, metavar="FILE", help="the service's log, for log:REGEX")
     return p
 
 
-def wait(args: argparse.Namespace) -> int:
-    """Poll until the socket is there; the exit status says how the wait ended."""
+def condition(args: argparse.Namespace) -> Callable[[], bool]:
+    """The test that the wait repeats, or a usage error for a condition that cannot be tested."""
+    if args.url.startswith("log:"):
+        try:
+            pattern = re.compile(args.url.removeprefix("log:"))
+        except re.error as exc:
+            cli.fail(f"{args.url!r}: not a regular expression ({exc})")
+        if args.log is None:
+            cli.fail(f"{args.url!r}: give the service's log with --log FILE")
+        return lambda: logged(args.log, pattern)
+    if args.url.startswith("command:"):
+        line = args.url.removeprefix("command:")
+        return lambda: subprocess.run(["sh", "-c", line], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, check=False).returncode == 0
     parts = urlsplit(args.url)
     if parts.scheme not in ("tcp", "udp", "unix"):
-        cli.fail(f"{args.url!r}: use tcp://ADDR:PORT, udp://ADDR:PORT or unix:///PATH")
+        cli.fail(f"{args.url!r}: use tcp://ADDR:PORT, udp://ADDR:PORT, unix:///PATH, log:REGEX or command:LINE")
     if parts.scheme != "unix":
         try:
             if parts.port is None:
                 raise ValueError("no port given")
         except ValueError as exc:  # urlsplit refuses ports out of range
             cli.fail(f"{args.url!r}: {exc}")
+    return lambda: listening(args.url)
+
+
+def logged(log: Path, pattern: re.Pattern[str]) -> bool:
+    """Whether a line of the log matches (a log not written yet matches nothing)."""
+    try:
+        text = log.read_text(errors="replace")
+    except FileNotFoundError:
+        return False
+    return any(pattern.search(line) for line in text.splitlines())
+
+
+def wait(args: argparse.Namespace) -> int:
+    """Poll until the condition holds; the exit status says how the wait ended."""
+    ready = condition(args)
+    pause = COMMAND_POLL_SECONDS if args.url.startswith("command:") else POLL_SECONDS
     deadline = time.monotonic() + args.timeout
-    while not listening(args.url):
+    while not ready():
         if not alive(args.pidfile):
             print(f"the service exited before {args.url} was ready", file=sys.stderr)
             return SERVICE_GONE
         if time.monotonic() > deadline:
             print(f"nothing ready at {args.url} after {args.timeout:g} s", file=sys.stderr)
             return NOT_READY
-        time.sleep(POLL_SECONDS)
+        time.sleep(pause)
     return 0
 
 

@@ -1,10 +1,12 @@
 """How the model's actions become command lines on a lab host.
 
-Every program runs as ``python3 -m nodes.<program>`` (nodes/ is on the
-PYTHONPATH of every host) under coreutils ``timeout``, so that no check can
-hang a run. Services run detached through a small shell wrapper that keeps
-their log and exit status in the lab user's folder, and the same exec then
-waits, on the host itself, until the service is ready.
+A node program runs as ``python3 -m nodes.<program>`` (nodes/ is on the
+PYTHONPATH of every host), any other program as its argv, a shell line
+under ``sh -c``; ``env -C`` sets the folder and environment asked for.
+Checks run under coreutils ``timeout``, so that none can hang a run.
+Services run detached through a small shell wrapper that keeps their log
+and exit status in the lab user's folder, and the same exec then waits, on
+the host itself, until the service is ready.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable
 
 from socklab import keys
 from socklab.constants import LAB_HOME, NODES_PARENT
-from socklab.model import Command, Probe, Service
+from socklab.model import Argv, Command, Probe, Run, Service
 
 Render = Callable[[str], str]
 
@@ -33,8 +35,26 @@ def bounded(argv: list[str], seconds: float) -> list[str]:
     return ["timeout", "-k", "1", f"{seconds:g}", *argv]
 
 
-def program_argv(command: Command, render: Render, limit: float = COMMAND_LIMIT) -> list[str]:
-    return bounded(python(command.program, [render(arg) for arg in command.args]), limit)
+def words(run: Run, render: Render) -> list[str]:
+    """The argv that a node program, an argv of the user's or a shell line becomes, references rendered."""
+    if isinstance(run, Command):
+        return python(run.program, [render(arg) for arg in run.args])
+    if isinstance(run, Argv):
+        return [render(word) for word in run.words]
+    return ["sh", "-c", render(run.text)]
+
+
+def placed(argv: list[str], render: Render, cwd: str | None = None, env: dict[str, str] | None = None) -> list[str]:
+    """``argv`` run in ``cwd`` with ``env`` added (coreutils ``env -C``), or as it is if neither is asked for."""
+    if cwd is None and not env:
+        return argv
+    return ["env", *(["-C", render(cwd)] if cwd is not None else []),
+            *(f"{name}={render(value)}" for name, value in (env or {}).items()), *argv]
+
+
+def program_argv(run: Run, render: Render, limit: float = COMMAND_LIMIT, *, cwd: str | None = None,
+                 env: dict[str, str] | None = None) -> list[str]:
+    return bounded(placed(words(run, render), render, cwd, env), limit)
 
 
 def probe_argv(probe: Probe, render: Render) -> list[str]:
@@ -73,15 +93,22 @@ def service_argv(service: Service, render: Render, ready_limit: float = READY_LI
     exit status, if it ever exits, is written next to its pid.
     """
     log, pid, status = service_files(service)
-    args = [render(a) for a in service.command.args]
-    if service.impl:
-        argv = ["python3", f"{NODES_PARENT}/{service.impl.filename}", *args]
+    if service.impl and isinstance(service.command, Command):
+        argv = ["python3", f"{NODES_PARENT}/{service.impl.filename}", *(render(a) for a in service.command.args)]
     else:
-        argv = python(service.command.program, args)
-    command = shlex.join(argv)
+        argv = words(service.command, render)
+    command = shlex.join(placed(argv, render, service.cwd, service.env))
     start = (f"( {command} >>{log} 2>&1 </dev/null & echo $! >{pid}; wait $!; echo $? >{status} ) "
              f">/dev/null 2>&1 </dev/null &")
     if service.ready is None:
         return ["sh", "-c", start]
-    wait = shlex.join(python("ready", [render(service.ready), "--timeout", f"{ready_limit:g}", "--pidfile", pid]))
+    wait = shlex.join(ready_argv(render(service.ready), ready_limit, pid=pid, log=log))
     return ["sh", "-c", f"{start}\nexec {wait}"]
+
+
+def ready_argv(condition: str, limit: float = READY_LIMIT, *, pid: str | None = None,
+               log: str | None = None) -> list[str]:
+    """``nodes.ready`` waiting, on the host, for a condition (a socket, a log line, a command that exits 0)."""
+    argv = python("ready", [condition, "--timeout", f"{limit:g}"])
+    argv += ["--pidfile", pid] if pid else []
+    return argv + (["--log", log] if log else [])

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from socklab.errors import UsageError
-from socklab.model import Implementation, Scenario, Service
+from socklab.model import Command, Implementation, Scenario, Service
 
 _READY_ADDRESS = re.compile(r"^(tcp|udp)://(\[[^\]]*\]|[^:/]*)(:\d+)$")
 
@@ -37,7 +37,8 @@ def parse(spec: str) -> Implementation:
 
 
 def plays(service: Service, impl: Implementation) -> bool:
-    return impl.role in (service.command.program, service.name)
+    program = service.command.program if isinstance(service.command, Command) else None
+    return impl.role in (program, service.name)
 
 
 def loosened(ready: str | None) -> str | None:
@@ -61,8 +62,8 @@ def select(scenarios: Sequence[Scenario], impls: Sequence[Implementation]) -> li
     graded = [s for s in (apply(s, impls) for s in scenarios) if s is not None]
     for impl in impls:
         if not any(plays(service, impl) for s in graded for service in s.services):
-            roles = sorted({svc.command.program for s in scenarios for svc in s.services}
-                           | {svc.name for s in scenarios for svc in s.services})
+            roles = sorted({svc.command.program for s in scenarios for svc in s.services
+                            if isinstance(svc.command, Command)} | {svc.name for s in scenarios for svc in s.services})
             raise UsageError(f"--impl {impl.role}={impl.source}",
                              f"no selected scenario runs a program or service named {impl.role!r}",
                              f"use one of: {', '.join(roles)}")

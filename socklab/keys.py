@@ -58,7 +58,7 @@ class Key:
     fix: str = ""  # how to fix a bad value, when the generic advice would not do
     section: str = ""  # read from this sub-table ([scenario]) instead of the table itself
     flatten: bool = False  # a dataclass whose own keys sit in this same table
-    takes: type | None = None  # the TOML type, when ``parse`` builds the value from it
+    takes: type | tuple[type, ...] | None = None  # the TOML type(s), when ``parse`` builds the value from it
     parse: Callable[[Any], Any] | None = None  # TOML value -> model value; raises Invalid or ValueError
 
 
@@ -77,7 +77,8 @@ def key(doc: str, default: Any = MISSING, *, default_factory: Callable[[], Any] 
 
 # -- what a field holds, derived from its annotation -------------------------
 
-Kind = Literal["string", "boolean", "integer", "number", "strings", "table", "tables", "named-tables", "free-table"]
+Kind = Literal["string", "boolean", "integer", "number", "strings", "table", "tables", "named-tables", "free-table",
+               "string-table", "string-or-array", "string-or-table", "word-or-table"]
 
 
 @dataclass(frozen=True)
@@ -135,9 +136,20 @@ def _is_model(hint: Any) -> bool:
 
 
 def _kind(name: str, spec: Key, hint: Any, optional: bool, default: Any) -> Declared:
-    if spec.takes is not None:
+    if spec.takes == (str, list):
+        return Declared(name, spec, "string-or-array", optional, default)
+    if spec.takes == (str, dict):
+        return Declared(name, spec, "string-or-table", optional, default)
+    if isinstance(spec.takes, type):
         return Declared(name, spec, _SCALARS[spec.takes], optional, default)
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if isinstance(hint, types.UnionType):  # an outcome word, or a table of claims
+        word = next((a for a in args if isinstance(a, type) and issubclass(a, enum.Enum)), None)
+        table = next((a for a in args if _is_model(a)), None)
+        if word is not None and table is not None and len(args) == 2:
+            return Declared(name, spec, "word-or-table", optional, default, model=table, enum=word)
+    if origin is dict and args[1] is str:
+        return Declared(name, spec, "string-table", optional, default)
     if origin is tuple and args[0] is str:
         return Declared(name, spec, "strings", optional, default)
     if origin is tuple and _is_model(args[0]):

@@ -28,31 +28,47 @@ from socklab.concurrency import parallel_map
 from socklab.constants import LAB_HOME, LAB_USER
 from socklab.errors import EnvironmentProblem, LabError, SocklabError
 from socklab.interrupts import Interruptions
-from socklab.model import Command, Host, Network, Probe, Service
-from socklab.results import HostAddresses, Observation, ServiceResult
+from socklab.model import Argv, Command, Host, Network, Probe, Run, Service, ShellLine
+from socklab.results import NOT_FOUND, TIMED_OUT, HostAddresses, Observation, ServiceResult
 
-TIMED_OUT = 124  # coreutils timeout's status for a command it had to stop
 CUT_SHORT = (126, 137)  # a command the engine could not start, or that SIGKILL ended: what a host removal does
 REMOVAL_SETTLES = 3.0  # s the engine may take, after killing a host's commands, to stop listing it as running
 
 
+OUTPUT_KEPT = 4000  # characters of a command's output an Observation keeps (the end, where errors are)
+
+
 def observe(result: ExecResult, argv: Sequence[str]) -> Observation:
-    """Read a client program's one JSON line; a program that reported nothing is an error, never a guess."""
-    command = shlex.join(argv[argv.index("python3"):] if "python3" in argv else argv)
+    """Read a client program's one JSON line; a program that reported nothing is an error, never a guess.
+
+    What it printed and its exit status are kept either way: a command of the
+    user's own is judged by them (``CommandEnd``), not by a JSON result.
+    """
+    command = shlex.join(argv[argv.index("python3"):] if "python3" in argv else _unbounded(argv))
+    stdout, stderr = result.stdout[-OUTPUT_KEPT:], result.stderr[-OUTPUT_KEPT:]
     for line in reversed(result.stdout.strip().splitlines()):
         try:
             evidence = json.loads(line)
         except ValueError:
             continue
         if isinstance(evidence, dict) and "outcome" in evidence:
-            return Observation(str(evidence["outcome"]), evidence, "", command)
+            return Observation(str(evidence["outcome"]), evidence, "", command, exit_code=result.exit_code,
+                               stdout=stdout, stderr=stderr)
     if result.exit_code == TIMED_OUT:
         reason = "the program overran its time limit and was stopped"
+    elif result.exit_code == NOT_FOUND:
+        reason = "the command is not on the host (exit 127)"
     else:
         reason = f"the program reported no result (exit {result.exit_code})"
     stderr = result.stderr.strip()[-800:]
     return Observation("error", {"exit_code": result.exit_code}, f"{reason}{': ' + stderr if stderr else ''}",
-                       command, reported=False)
+                       command, reported=False, exit_code=result.exit_code, stdout=stdout, stderr=stderr)
+
+
+def _unbounded(argv: Sequence[str]) -> list[str]:
+    """The command as the user wrote it, without the ``timeout`` that bounds it."""
+    words = list(argv)
+    return words[4:] if words[:1] == ["timeout"] else words
 
 
 class Lab:
@@ -164,11 +180,18 @@ class Lab:
         return {f"{host}-{interface}": data for host, pcaps in zip(hosts, parallel_map(stop, hosts), strict=True)
                 for interface, data in sorted(pcaps.items())}
 
-    def run(self, host: str, command: Command | str, *, user: str = LAB_USER,
-            limit: float | None = None) -> Observation:
-        """Run a node program (``"udpecho client --to ..."``) and read its JSON result."""
-        command = Command.parse(command) if isinstance(command, str) else command
-        argv = commands.program_argv(command, lambda text: self.render(text, host), limit or commands.COMMAND_LIMIT)
+    def run(self, host: str, command: Run | str | Sequence[str] | None = None, *, shell: str | None = None,
+            user: str = LAB_USER, limit: float | None = None, cwd: str | None = None,
+            env: dict[str, str] | None = None) -> Observation:
+        """Run a command to its end and read what it did.
+
+        ``command`` is a node program (``"udpecho client --to ..."``), whose
+        JSON result becomes the outcome, or any program's argv (a list);
+        ``shell`` a command line for ``sh -c``. The Observation keeps the exit
+        status and output too, for commands that print no JSON result.
+        """
+        argv = commands.program_argv(_command(command, shell), lambda text: self.render(text, host),
+                                     limit or commands.COMMAND_LIMIT, cwd=cwd, env=env)
         return self._observe(host, argv, user)
 
     def probe(self, host: str, probe: Probe | None = None, *, user: str = LAB_USER, **fields: Any) -> Observation:
@@ -186,7 +209,7 @@ class Lab:
         """
         result = self.exec(host, argv, user=user)
         seen = observe(result, argv)
-        if not seen.reported:
+        if not seen.reported or result.exit_code in CUT_SHORT:
             self._require_host(host, result)
         return seen
 
@@ -231,16 +254,34 @@ class Lab:
             raise LabError(f"{started.detail}\n{started.log}")
         return started
 
-    def start(self, host: str, command: str, *, ready: str | None = None, name: str | None = None,
-              user: str = LAB_USER) -> Service:
-        """Start a node program in the background (``"echo serve --port 7"``), as ``require`` does.
+    def start(self, host: str, command: Run | str | Sequence[str] | None = None, *, shell: str | None = None,
+              ready: str | None = None, name: str | None = None, user: str = LAB_USER, cwd: str | None = None,
+              env: dict[str, str] | None = None) -> Service:
+        """Start a program in the background and wait until it is ready, as ``require`` does.
 
-        The short form for scripts and tests.
+        ``command`` is a node program (``"echo serve --port 7"``) or any
+        program's argv (``["python3", "/lab/app/server.py", "0.0.0.0", "7"]``);
+        ``shell`` a command line. ``ready`` is a socket (``tcp://*:7``), a log
+        line (``log:Listening``) or a command (``command:nc -z 127.0.0.1 7``).
+        Its log is kept: ``lab.service_logs([service])``.
         """
-        parsed = Command.parse(command)
-        service = Service(name or f"{host}-{parsed.program}", host, parsed, ready=ready, user=user)
+        run = _command(command, shell)
+        default = run.program if isinstance(run, Command) else "service"
+        service = Service(name or f"{host}-{default}", host, run, ready=ready, user=user, cwd=cwd, env=dict(env or {}))
         self.require(service)
         return service
+
+    def wait_ready(self, host: str, condition: str, *, timeout: float = commands.READY_LIMIT,
+                   user: str = LAB_USER) -> None:
+        """Wait, on ``host``, until a socket listens (``tcp://{server.lan.ipv4}:7``) or a command exits 0.
+
+        For a server that something other than the lab started; raise LabError if it is not ready in time.
+        """
+        argv = commands.ready_argv(self.render(condition, host), timeout)
+        result = self.exec(host, argv, user=user)
+        if not result.ok:
+            self._require_host(host, result)
+            raise LabError(f"{host}: {(result.stderr or result.stdout).strip() or 'not ready'}")
 
     def service_logs(self, services: Sequence[Service]) -> dict[str, str]:
         """Every service's log (and exit status, if it exited), read in one go per host."""
@@ -254,6 +295,20 @@ class Lab:
                     text += f"[exited with status {files[status].decode().strip()}]\n"
                 logs[service.name] = text
         return logs
+
+
+def _command(command: Run | str | Sequence[str] | None, shell: str | None) -> Run:
+    """The Python API's ways to name a command, as the model's: a node program, an argv, or a shell line."""
+    if (command is None) == (shell is None):
+        raise TypeError("give a command (a node program's text, or an argv list) or shell=, not both")
+    if shell is not None:
+        return ShellLine(shell)
+    if isinstance(command, Command | Argv | ShellLine):
+        return command
+    if isinstance(command, str):
+        return Command.parse(command)
+    assert command is not None  # shell is None, so command is not
+    return Argv(tuple(command))
 
 
 def _teardown(backend: Backend, lab_id: str) -> None:

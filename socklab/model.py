@@ -12,10 +12,12 @@ addresses such as ``{server.lan.ipv4}`` stay templates until a lab is up
 from __future__ import annotations
 
 import ipaddress
+import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from nodes.outcomes import Outcome
 from socklab.constants import IPV4_POOL, IPV6_POOL, LAB_USER
@@ -32,6 +34,7 @@ TOPICS = (
 USERS = (LAB_USER, "root")
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
 NAME_RULE = "use 1-31 lowercase letters, digits and '-', starting with a letter"
+FILES_LIMIT = 64 * 2**20  # bytes that one files entry may hold (a file, or a folder and all it contains)
 
 
 def _subnet(pool: ipaddress.IPv4Network | ipaddress.IPv6Network,
@@ -79,17 +82,75 @@ class Network:
 
 
 @dataclass(frozen=True)
+class FileCopy:
+    """A file or folder of yours, put on a host at start, through the engine (an archive, not a bind mount)."""
+
+    target: str  # an absolute path on the host
+    source: Path  # on this machine; a relative path is relative to the scenario file's folder
+    read_only: bool = False
+
+
+def _files(table: dict[str, Any]) -> tuple[FileCopy, ...]:
+    """``{ "/lab/app" = "app/" }``, or ``{ "/lab/app" = { from = "app/", read_only = true } }``."""
+    copies = []
+    for target, value in table.items():
+        if not target.startswith("/"):
+            raise Invalid(f"{target!r} is not an absolute path on the host", 'write it as "/lab/NAME"')
+        if isinstance(value, dict):
+            unknown = set(value) - {"from", "read_only"}
+            if unknown or not isinstance(value.get("from"), str) or not isinstance(value.get("read_only", False),
+                                                                                    bool):
+                raise Invalid(f"{target}: {value!r} is not a copy",
+                              'write "/lab/app" = "app/" or "/lab/app" = { from = "app/", read_only = true }')
+            copies.append(FileCopy(target, Path(value["from"]), value.get("read_only", False)))
+        elif isinstance(value, str):
+            copies.append(FileCopy(target, Path(value)))
+        else:
+            raise Invalid(f"{target}: must name a file or folder, not {type(value).__name__}",
+                          'write "/lab/app" = "app/" (a path relative to the scenario file)')
+    return tuple(copies)
+
+
+@dataclass(frozen=True)
+class Image:
+    """A host's own image: one already on the engine, or one built from a folder with a Dockerfile."""
+
+    name: str = ""
+    build: Path | None = None  # relative to the scenario file's folder; built and cached by content digest
+
+    def __str__(self) -> str:
+        return self.name or f"built from {self.build}"
+
+
+def _image(raw: str | dict[str, Any]) -> Image:
+    if isinstance(raw, str):
+        if not raw or any(c.isspace() for c in raw):
+            raise Invalid(f"{raw!r} is not an image name", 'write image = "name:tag", or image = { build = "dir" }')
+        return Image(name=raw)
+    if set(raw) != {"build"} or not isinstance(raw["build"], str):
+        raise Invalid(f"{raw!r} is not an image to build", 'write image = { build = "folder-with-a-Dockerfile" }')
+    return Image(build=Path(raw["build"]))
+
+
+@dataclass(frozen=True)
 class Host:
     name: str
     networks: tuple[str, ...] = key("the networks it is attached to: none, loopback only; two, multi-homed", (),
                                     declared="networks", example='["lan"]')
     setup: tuple[str, ...] = key("shell commands run as root once the host is up, before services start", (),
                                  refs="text", example='["iptables -A INPUT -p tcp --dport 65432 -j DROP"]')
+    files: tuple[FileCopy, ...] = key(
+        "files and folders of yours to put on it: HOST-PATH = PATH (relative to the scenario file), or "
+        "HOST-PATH = { from = PATH, read_only = true }", (), takes=dict, parse=_files,
+        example='{ "/lab/app" = "app/" }')
+    image: Image | None = key("an image of its own: a name already on the engine, or { build = FOLDER } with a "
+                              "Dockerfile (FROM the node image works with no registry)", None, takes=(str, dict),
+                              parse=_image, example='"socklab-node:latest"')
 
 
 @dataclass(frozen=True)
 class Command:
-    """A node program and its arguments, as in ``echo serve --port 65432``."""
+    """A node program and its arguments, as in ``echo serve --port 65432`` (``run = "..."``)."""
 
     program: str
     args: tuple[str, ...] = ()
@@ -107,6 +168,46 @@ class Command:
 
 
 @dataclass(frozen=True)
+class Argv:
+    """Any program with its arguments, no shell (``run = ["python3", "server.py", "{server.lan.ipv4}"]``)."""
+
+    words: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return shlex.join(self.words)
+
+
+@dataclass(frozen=True)
+class ShellLine:
+    """A command line for ``sh -c`` (``shell = "nc -l 7 < /lab/greeting"``)."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+Run = Command | Argv | ShellLine
+
+
+def _run(raw: str | list[Any]) -> Command | Argv:
+    """A text names a node program (``"echo serve ..."``); an array is any program's argv."""
+    if isinstance(raw, str):
+        return Command.parse(raw)
+    if not raw or not all(isinstance(word, str) for word in raw):
+        raise Invalid("must be an array of one or more strings", 'write run = ["python3", "server.py", "65432"]')
+    return Argv(tuple(raw))
+
+
+def _regex(text: str) -> str:
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise Invalid(f"{text!r} is not a regular expression ({exc})", "escape special characters with \\") from None
+    return text
+
+
+@dataclass(frozen=True)
 class Implementation:
     """Somebody's own program, standing in for one of nodes/ (grading mode)."""
 
@@ -119,18 +220,28 @@ class Implementation:
         return f"impl/{self.role.replace('/', '_')}.py"
 
 
+READY_DOC = ("wait until it is ready: a socket listens (tcp://ADDR:PORT, udp://ADDR:PORT, unix:///PATH, ADDR * for "
+             "any), a line of its log matches (log:REGEX), or a command exits 0 (command:LINE)")
+
+
 @dataclass(frozen=True)
 class Service:
     """A program left running in the background on a host, e.g. a server."""
 
     name: str = key("what the report calls it (default: HOST-PROGRAM)", example='"echo-server"')
     host: str = key("the host it runs on", required=True, declared="hosts", example='"server"')
-    command: Command = key("a program of nodes/ and its arguments", name="run", required=True, takes=str,
-                           parse=Command.parse, refs="text", example='"echo serve --bind 0.0.0.0 --port 65432"')
-    ready: str | None = key("wait until a socket listens there: tcp://ADDR:PORT, udp://ADDR:PORT or unix:///PATH "
-                            "(ADDR * for any)", None, refs="ready", example='"tcp://127.0.0.1:65432"')
+    command: Run = key("a program of nodes/ and its arguments (a text), or any program's argv (an array)",
+                       name="run", takes=(str, list), parse=_run, refs="text",
+                       example='"echo serve --bind 0.0.0.0 --port 65432"')
+    ready: str | None = key(READY_DOC, None, refs="ready", example='"tcp://127.0.0.1:65432"')
     user: str = key("who runs it", LAB_USER, choices=USERS, what="a lab user", example='"root"')
     impl: Implementation | None = None  # run this instead of nodes/<program>
+    shell: str | None = key("instead of run: a command line for sh -c", None, refs="text",
+                            example='"nc -lk 7000 < /lab/greeting"')
+    cwd: str | None = key("the folder it runs in (default: the lab user's home, /lab)", None, refs="text",
+                          example='"/lab/app"')
+    env: dict[str, str] = key("environment variables to set", default_factory=dict, refs="text",
+                              example='{ PYTHONUNBUFFERED = "1" }')
 
 
 @dataclass(frozen=True)
@@ -166,7 +277,7 @@ class Probe:
         return self.to or self.bind or ""
 
 
-Action = Probe | Command
+Action = Probe | Run
 Scalar = str | int | float | bool
 
 
@@ -186,6 +297,23 @@ class Expectation:
 
 
 @dataclass(frozen=True)
+class CommandEnd:
+    """What a command of your own must end with: its exit status, and what it prints."""
+
+    exit: int = key("its exit status", 0, low=0, high=255, example="0")
+    stdout: str | None = key("a regular expression its standard output must contain (Python's re.search)", None,
+                             parse=_regex, takes=str, example='"Hello, world"')
+    stderr: str | None = key("a regular expression its standard error must contain", None, parse=_regex, takes=str,
+                             example='"refused"')
+
+    def __str__(self) -> str:
+        claims = [f"exit {self.exit}"]
+        claims += [f"{name} ~ /{pattern}/" for name, pattern in (("stdout", self.stdout), ("stderr", self.stderr))
+                   if pattern is not None]
+        return ", ".join(claims)
+
+
+@dataclass(frozen=True)
 class Check:
     """A claim the scenario makes: this attempt, from these hosts, ends so.
 
@@ -199,10 +327,17 @@ class Check:
     hosts: tuple[str, ...] = key("several hosts making the same attempt at once (instead of host)", (),
                                  declared="hosts", example='["client1", "client2"]')
     probe: Probe | None = key("the client attempt", None)
-    run: Command | None = key("instead of a probe: a node program that prints a JSON result", None, takes=str,
-                              parse=Command.parse, refs="text", example='"udpecho client --to {server.lan.ipv4}:7"')
-    expect: Outcome = key("the outcome the attempt must end in", Outcome.ERROR, required=True, what="an outcome",
-                          example='"echoed"')
+    run: Run | None = key("instead of a probe: a node program that prints a JSON result (a text), or any "
+                          "program's argv (an array)", None, takes=(str, list), parse=_run, refs="text",
+                          example='"udpecho client --to {server.lan.ipv4}:7"')
+    shell: str | None = key("instead of a probe: a command line for sh -c", None, refs="text",
+                            example='"echo hi | nc -N {server.lan.ipv4} 7000"')
+    cwd: str | None = key("the folder the command runs in (default: /lab)", None, refs="text", example='"/lab/app"')
+    env: dict[str, str] = key("environment variables to set for the command", default_factory=dict, refs="text",
+                              example='{ LANG = "C.UTF-8" }')
+    expect: Outcome | CommandEnd = key("the outcome the attempt must end in (a word), or what a command must end with "
+                                 "({ exit = 0, stdout = REGEX })", Outcome.ERROR, required=True,
+                                 what="an outcome", example='"echoed"')
     evidence: tuple[Expectation, ...] = key(
         "more claims about the client's JSON result: KEY = VALUE, or KEY = [LOW, HIGH] for a number", (),
         takes=dict, refs="text", example='{ loss_ratio = [0.05, 0.4] }')
@@ -213,6 +348,11 @@ class Check:
     def action(self) -> Action:
         return self.run or self.probe or Probe()
 
+    @property
+    def judged_by_exit(self) -> bool:
+        """A command of the user's own, judged by its exit status and output rather than a JSON result."""
+        return isinstance(self.expect, CommandEnd)
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -220,8 +360,8 @@ class Scenario:
                     pattern=NAME_PATTERN, what="a valid name", fix=NAME_RULE, example='"tcp-echo"')
     title: str = key("what it shows, in one line", required=True, section="scenario",
                      example='"What the scenario shows, in one line"')
-    topic: str = key("where it sits in the catalogue", required=True, section="scenario", choices=TOPICS,
-                     what="a topic of the catalogue", example=f'"{TOPICS[0]}"')
+    topic: str = key("where it sits in a catalogue: one of socklab's topics, or one of your own", required=True,
+                     section="scenario", example=f'"{TOPICS[0]}"')
     explains: str = key("what happens, and why the kernel does it", required=True, section="scenario",
                         example='"""What happens, and why the kernel does it."""')
     path: Path = Path()
@@ -233,3 +373,5 @@ class Scenario:
                         example='"""What to change and watch next."""')
     parallel_checks: bool = key("the checks do not depend on each other: make them side by side", False,
                                 section="scenario", example="true")
+    files: tuple[FileCopy, ...] = key("files and folders of yours to put on every host (as in [hosts.NAME])", (),
+                                      takes=dict, parse=_files, example='{ "/lab/app" = "app/" }')

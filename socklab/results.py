@@ -15,6 +15,9 @@ from typing import Any
 
 from socklab.errors import EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
+TIMED_OUT = 124  # a command's exit status when coreutils timeout had to stop it
+NOT_FOUND = 127  # a command's exit status when it is not on the host (sh and env say so)
+
 
 class Status(StrEnum):
     PENDING = "pending"  # not concluded yet: the scenario is still running
@@ -44,6 +47,8 @@ HostAddresses = dict[str, dict[str, Addresses]]
 def evidence_facts(evidence: dict[str, Any]) -> list[str]:
     """The few facts of a client's result that a person reads first: errno, peer, elapsed time."""
     facts = [str(evidence["errno"])] if evidence.get("errno") else []
+    if isinstance(evidence.get("exit_code"), int):
+        facts.append(f"exit {evidence['exit_code']}")
     if evidence.get("peer"):
         facts.append(f"peer {evidence['peer']}")
     if isinstance(evidence.get("elapsed_ms"), int | float):
@@ -65,6 +70,9 @@ class Observation:
     command: str = ""
     reported: bool = True
     """False if the program printed no result at all (crashed, overran, or was killed)."""
+    exit_code: int | None = None
+    stdout: str = field(default="", repr=False)  # the end of what it printed, for a command judged by its output
+    stderr: str = field(default="", repr=False)
 
     def __str__(self) -> str:
         facts = evidence_facts(self.evidence)

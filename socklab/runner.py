@@ -33,7 +33,7 @@ def make_check(lab: Lab, check: Check) -> list[CheckResult]:
         if isinstance(check.action, Probe):
             seen = lab.probe(host, check.action, user=check.user)
         else:
-            seen = lab.run(host, check.action, user=check.user, limit=check.limit)
+            seen = lab.run(host, check.action, user=check.user, limit=check.limit, cwd=check.cwd, env=check.env)
         return verdicts.judge(check, host, seen, lambda text: lab.render(text, host))
 
     return parallel_map(attempt, check.hosts)

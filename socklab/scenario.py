@@ -28,17 +28,23 @@ from nodes.endpoints import parse_endpoint
 from socklab import keys, programs, refs
 from socklab.errors import Problem, ScenarioError
 from socklab.model import (
+    FILES_LIMIT,
     NAME_PATTERN,
     NAME_RULE,
     TOPICS,
+    Argv,
     Check,
     Command,
     Expectation,
+    FileCopy,
     Host,
+    Image,
     Network,
     Probe,
+    Run,
     Scenario,
     Service,
+    ShellLine,
 )
 
 __all__ = ["TOPICS", "load", "load_all", "suggest"]
@@ -101,6 +107,10 @@ _WANTED: dict[keys.Kind, tuple[tuple[type, ...], str]] = {
     "tables": ((list,), "an array of tables"),
     "named-tables": ((dict,), "a table of tables"),
     "free-table": ((dict,), "a table"),
+    "string-table": ((dict,), "a table of strings"),
+    "string-or-array": ((str, list), "a string or an array"),
+    "string-or-table": ((str, dict), "a string or a table"),
+    "word-or-table": ((str, dict), "a string or a table"),
 }
 
 
@@ -213,8 +223,15 @@ class _Reader:
         if declared.kind == "strings" and not all(isinstance(item, str) for item in raw):
             self.problem(keypath, "must be an array of strings", f"write it as {spec.example}")
             return fallback
-        if declared.kind in ("table", "tables", "named-tables"):
+        if declared.kind == "string-table" and not all(isinstance(item, str) for item in raw.values()):
+            self.problem(keypath, "must be a table of strings", f"write it as {spec.example}")
+            return fallback
+        if declared.kind in ("table", "tables", "named-tables") or declared.kind == "word-or-table" and isinstance(
+                raw, dict):
             return self.tables(declared, raw, keypath)
+        if spec.required and isinstance(raw, str) and not raw.strip():
+            self.problem(keypath, "is empty", f"write it as {spec.example}")
+            return fallback
         if not self.allowed(declared, raw, keypath):
             return fallback
         if spec.refs or spec.declared:
@@ -258,7 +275,7 @@ class _Reader:
         """A table of a model, an array of them, or tables by name (``[hosts.server]``)."""
         model = declared.model
         assert model is not None
-        if declared.kind == "table":
+        if declared.kind in ("table", "word-or-table"):
             table = _Table(self, raw, keypath)
             made = model(**self.fields(model, table))
             table.reject_unknown()
@@ -289,6 +306,7 @@ class _Reader:
         values = self.fields(Scenario, top)
         top.reject_unknown()
         self.hosts, self.networks = values["hosts"], values["networks"]
+        values["files"] = self.local_files(values["files"], ("files",))
         for later in self.later:  # every host and network is known now
             self.check_later(later)
         name = values["name"]
@@ -314,16 +332,25 @@ class _Reader:
     def host_rules(self, values: dict[str, Any], table: _Table) -> None:
         if len(set(values["networks"])) != len(values["networks"]):
             self.problem(table.keypath + ("networks",), "lists a network twice", "list each network once")
+        values["files"] = self.local_files(values["files"], table.keypath + ("files",))
+        image = values["image"]
+        if image is not None and image.build is not None:
+            folder = self.local(image.build)
+            values["image"] = Image(build=folder)
+            if not (folder / "Dockerfile").is_file():
+                self.problem(table.keypath + ("image",), f"{folder} has no Dockerfile",
+                             f"put a Dockerfile in {folder} (FROM socklab-node works with no registry), "
+                             "or name the folder that has one")
 
     def service_rules(self, values: dict[str, Any], table: _Table) -> None:
+        self.one_command(values, table, "run")
         if values["name"] is None:
-            command = values["command"]
-            values["name"] = f"{values['host']}-{command.program}" if command else f"service-{_entry(table)}"
+            values["name"] = f"{values['host']}-{_short_name(values['command'])}"
         values["host"] = values["host"] or ""
         values["command"] = values["command"] or Command("?")
 
     def check_rules(self, values: dict[str, Any], table: _Table) -> None:
-        """One of host and hosts; one of probe and run; evidence as claims."""
+        """One of host and hosts; one of probe, run and shell; evidence as claims."""
         keypath = table.keypath
         values["name"] = values["name"] or f"check {_entry(table)}"
         if "host" in table.data and "hosts" in table.data:
@@ -336,12 +363,49 @@ class _Reader:
         elif "host" not in table.data:
             self.problem(keypath + ("host",), "is missing", f'add host = "{next(iter(self.hosts), "client")}"')
         values["hosts"] = values["hosts"] or (values["host"],)
-        if "probe" in table.data and "run" in table.data:
-            self.problem(keypath, "has both probe and run", "keep one: a check makes a single attempt")
-        elif "probe" not in table.data and "run" not in table.data:
+        attempts = [key for key in ("probe", "run", "shell") if key in table.data]
+        if len(attempts) > 1:
+            self.problem(keypath, f"has both {attempts[0]} and {attempts[1]}",
+                         "keep one: a check makes a single attempt")
+        elif not attempts:
             self.problem(keypath + ("probe",), "is missing",
                          'add probe = { proto = "tcp", to = "{server.lan.ipv4}:65432" } (or run = "...")')
+        if values["shell"] is not None:
+            values["run"] = ShellLine(values["shell"])
         values["evidence"] = self.evidence(values["evidence"] or {}, keypath + ("evidence",))
+
+    def one_command(self, values: dict[str, Any], table: _Table, field: str) -> None:
+        """A service runs exactly one of ``run`` (a node program, or an argv) and ``shell`` (a command line)."""
+        if "run" in table.data and "shell" in table.data:
+            self.problem(table.keypath, "has both run and shell", "keep one of them")
+        elif "run" not in table.data and "shell" not in table.data:
+            self.problem(table.keypath + ("run",), "is missing",
+                         'add run = "echo serve --port 65432" (a node program), run = ["python3", "server.py"] '
+                         '(any program), or shell = "..." (a command line)')
+        if values["shell"] is not None:
+            values["command"] = ShellLine(values["shell"])
+
+    # -- the user's own files ------------------------------------------------
+
+    def local(self, path: Path) -> Path:
+        """A path of the scenario's, made absolute: relative ones are relative to the scenario file's folder."""
+        return path if path.is_absolute() else (self.path.parent / path).resolve()
+
+    def local_files(self, copies: tuple[FileCopy, ...], keypath: KeyPath) -> tuple[FileCopy, ...]:
+        """Each copy's source resolved, there, and within the size limit: checked before anything starts."""
+        resolved = []
+        for copy in copies:
+            source = self.local(copy.source)
+            if not source.exists():
+                self.problem(keypath, f"{copy.target}: {source} does not exist",
+                             f"check the path; a relative one is relative to {self.path.parent.resolve()}")
+            elif (size := _size(source)) > FILES_LIMIT:
+                self.problem(keypath, f"{copy.target}: {source} holds {size / 2**20:.1f} MiB, more than the "
+                                      f"{FILES_LIMIT // 2**20} MiB a files entry may",
+                             "copy only what the lab needs, or put it into an image of the host's own "
+                             "(image = { build = ... })")
+            resolved.append(dataclasses.replace(copy, source=source))
+        return tuple(resolved)
 
     def probe_rules(self, values: dict[str, Any], table: _Table) -> None:
         if (values["to"] is None) == (values["bind"] is None):
@@ -427,7 +491,18 @@ class _Reader:
     def ready_url(self, keypath: KeyPath, url: str) -> None:
         if not self.references(keypath, url):
             return
-        fix = 'write "tcp://ADDR:PORT", "udp://ADDR:PORT" or "unix:///PATH", with IPv6 addresses in brackets'
+        if url.startswith("log:"):
+            try:
+                re.compile(url.removeprefix("log:"))
+            except re.error as exc:
+                self.problem(keypath, f"{url!r} is not a regular expression ({exc})", "escape special characters")
+            return
+        if url.startswith("command:"):
+            if not url.removeprefix("command:").strip():
+                self.problem(keypath, "names no command", 'write "command:nc -z 127.0.0.1 65432"')
+            return
+        fix = ('write "tcp://ADDR:PORT", "udp://ADDR:PORT" or "unix:///PATH" (IPv6 addresses in brackets), '
+               '"log:REGEX" or "command:LINE"')
         try:
             parts = urlsplit(refs.render(url, _placeholder))
         except ValueError as exc:
@@ -489,6 +564,22 @@ def _network_reference_problem(ref: refs.Ref, hosts: dict[str, Host], networks: 
         return (f"{ref}: network {ref.network!r} has no IPv6 (ipv6 = false)",
                 f"remove ipv6 = false from [networks.{ref.network}], or use the IPv4 attribute")
     return "", ""
+
+
+def _short_name(command: Run | None) -> str:
+    """What a service is called by default, after its host: the program it runs."""
+    if isinstance(command, Command):
+        return command.program
+    if isinstance(command, Argv):
+        return re.sub(r"[^a-z0-9-]+", "-", Path(command.words[0]).name.lower()).strip("-") or "program"
+    return "shell"
+
+
+def _size(path: Path) -> int:
+    """Bytes in a file, or in every file under a folder (links are copied as links, so they count nothing)."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.lstat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def _entry(table: _Table) -> int:

@@ -22,7 +22,7 @@ from typing import Any
 
 from socklab import keys
 from socklab.constants import CATALOGUE_DIR
-from socklab.model import NAME_PATTERN, Check, Host, Network, Probe, Scenario, Service
+from socklab.model import NAME_PATTERN, Check, CommandEnd, Host, Network, Probe, Scenario, Service
 
 SCHEMA_FILE = CATALOGUE_DIR / "scenario.schema.json"
 SCHEMA_LINE = "#:schema ./scenario.schema.json"
@@ -38,12 +38,19 @@ _TYPES: dict[keys.Kind, dict[str, Any]] = {
     "free-table": {"type": "object", "additionalProperties": {
         "anyOf": [{"type": ["string", "number", "boolean"]},
                   {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}]}},
+    "string-table": {"type": "object", "additionalProperties": {"type": "string"}},
+    "string-or-array": {"type": ["string", "array"], "items": {"type": "string"}, "minItems": 1},
+    "string-or-table": {"type": ["string", "object"]},
 }
+_FILES = {"type": "object", "additionalProperties": {"anyOf": [
+    {"type": "string"},
+    {"type": "object", "properties": {"from": {"type": "string"}, "read_only": {"type": "boolean"}},
+     "required": ["from"], "additionalProperties": False}]}}
 
 
 def json_schema() -> dict[str, Any]:
     """The whole format, as a JSON Schema document."""
-    definitions = {model.__name__: _object(model) for model in (Network, Host, Service, Check, Probe)}
+    definitions = {model.__name__: _object(model) for model in (Network, Host, Service, Check, Probe, CommandEnd)}
     root = _object(Scenario)
     return {"$schema": DRAFT, "title": "socklab scenario",
             "description": "One lesson: hosts, networks, services and the checks it makes. See README.md.",
@@ -89,9 +96,15 @@ def _property(declared: keys.Declared) -> dict[str, Any]:
         assert declared.model is not None
         made: dict[str, Any] = {"$ref": f"#/definitions/{declared.model.__name__}"}
         return made  # draft 4 ignores anything beside a $ref
+    if declared.kind == "word-or-table":
+        assert declared.model is not None
+        return {"description": spec.doc, "anyOf": [{"type": "string", "enum": list(declared.choices)},
+                                                   {"$ref": f"#/definitions/{declared.model.__name__}"}]}
     if declared.kind == "tables":
         assert declared.model is not None
         made = {"type": "array", "items": {"$ref": f"#/definitions/{declared.model.__name__}"}}
+    elif declared.key.parse is not None and declared.kind == "free-table":  # files: PATH = PATH or a table
+        made = dict(_FILES)
     elif declared.kind == "named-tables":
         assert declared.model is not None
         made = {"type": "object", "patternProperties": {NAME_PATTERN: {
@@ -120,11 +133,13 @@ def _property(declared: keys.Declared) -> dict[str, Any]:
 _TABLES: tuple[tuple[str, type], ...] = (
     ("[scenario]", Scenario), ("[networks.NAME]", Network), ("[hosts.NAME]", Host),
     ("[[services]]", Service), ("[[checks]]", Check), ("probe = { ... } (in a check)", Probe),
+    ("expect = { ... } (in a check that runs a command of yours)", CommandEnd),
 )
 _TYPE_WORDS: dict[keys.Kind, str] = {
     "string": "text", "boolean": "true/false", "integer": "whole number", "number": "number",
     "strings": "array of text", "table": "table", "tables": "array of tables", "named-tables": "tables by name",
-    "free-table": "table",
+    "free-table": "table", "string-table": "table of text", "string-or-array": "text or array of text",
+    "string-or-table": "text or table", "word-or-table": "outcome word, or table",
 }
 
 
@@ -154,6 +169,8 @@ def _flat(model: type) -> list[keys.Declared]:
 
 def _holds(declared: keys.Declared) -> str:
     spec = declared.key
+    if declared.kind == "word-or-table":
+        return "an outcome word (see Outcomes), or a table (below)"
     if declared.choices:
         return " or ".join(f'`"{choice}"`' for choice in declared.choices)
     words = _TYPE_WORDS[declared.kind]

@@ -10,7 +10,7 @@ import pytest
 
 from nodes import probe as probe_program
 from socklab import commands, impairments, keys
-from socklab.model import Command, LinkConditions, Probe, Service
+from socklab.model import Argv, Command, LinkConditions, Probe, Service, ShellLine
 
 PROBE_KEYS = keys.declared(Probe)
 
@@ -107,3 +107,27 @@ def test_delay_without_netem_fails_loudly() -> None:
 
 def test_no_conditions_no_commands() -> None:
     assert impairments.commands("198.18.0.2", "lan", LinkConditions()) == []
+
+
+def render(text: str) -> str:
+    return text.replace("{s.lan.ipv4}", "198.18.0.2")
+
+
+def test_any_program_runs_as_its_argv_with_references_rendered_per_word() -> None:
+    argv = commands.program_argv(Argv(("python3", "server.py", "{s.lan.ipv4}", "a b")), render, 30)
+    assert argv == ["timeout", "-k", "1", "30", "python3", "server.py", "198.18.0.2", "a b"]
+
+
+def test_a_shell_line_runs_under_sh_in_its_folder_with_its_environment() -> None:
+    argv = commands.program_argv(ShellLine("echo hi | nc {s.lan.ipv4} 7"), render, 30, cwd="/lab/app",
+                                 env={"WHO": "{s.lan.ipv4}"})
+    assert argv[4:] == ["env", "-C", "/lab/app", "WHO=198.18.0.2", "sh", "-c", "echo hi | nc 198.18.0.2 7"]
+
+
+def test_a_service_of_ones_own_keeps_its_log_and_waits_for_a_log_line() -> None:
+    service = Service("app", "server", Argv(("python3", "server.py", "{s.lan.ipv4}")), ready="log:Listening",
+                      cwd="/lab/app")
+    start, wait = commands.service_argv(service, render)[2].splitlines()
+    assert start.startswith("( env -C /lab/app python3 server.py 198.18.0.2 >>/lab/log/app.log 2>&1")
+    assert wait == ("exec python3 -m nodes.ready log:Listening --timeout 15 --pidfile /lab/run/app.pid "
+                    "--log /lab/log/app.log")

@@ -282,3 +282,30 @@ def test_a_signal_while_a_lab_is_created_waits_until_it_can_be_torn_down_whole()
     with pytest.raises(KeyboardInterrupt), Lab.open(backend, loaded.name, loaded.networks, loaded.hosts):
         pytest.fail("the body must not run once a signal arrived during creation")
     assert started and backend.alive == set(), "the creation finished, then the lab was torn down"
+
+
+def test_a_command_of_ones_own_is_judged_by_its_exit_status_and_output(tmp_path: Path) -> None:
+    own = load(ROOT / "tests" / "unit" / "own" / "own.toml")
+
+    def answer(host: str, argv: list[str], user: str) -> ExecResult:
+        if argv[-1].startswith("echo hi | nc -N"):
+            return ExecResult(0, "hello client\n", "")
+        return ok()
+
+    run = runner.run([own], FakeBackend(answer))
+    greeting, json_result = run.scenarios[0].checks
+    assert greeting.passed and greeting.observed == greeting.expected == "exit 0, stdout ~ /hello/"
+    assert not json_result.passed and json_result.observed == "error"  # no JSON result: never a guess
+    assert "the program reported no result" in json_result.detail
+
+
+def test_a_command_that_fails_its_claims_says_which(tmp_path: Path) -> None:
+    own = load(ROOT / "tests" / "unit" / "own" / "own.toml")
+
+    def answer(host: str, argv: list[str], user: str) -> ExecResult:
+        return ExecResult(127, "", "sh: nc: not found") if argv[-1].startswith("echo hi | nc") else ok()
+
+    greeting = runner.run([own], FakeBackend(answer)).scenarios[0].checks[0]
+    assert not greeting.passed and greeting.observed == "exit 127"
+    assert greeting.unmet == ["exit status 127, not 0", "stdout has no match for /hello/"]
+    assert "the command is not on the host" in greeting.detail

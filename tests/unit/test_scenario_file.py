@@ -13,7 +13,7 @@ import tasks
 from nodes.outcomes import Outcome
 from socklab import api, catalogue, scenario
 from socklab.errors import EXIT_BAD_INPUT, ScenarioError, UsageError
-from socklab.model import Command, Probe
+from socklab.model import FILES_LIMIT, TOPICS, Argv, Command, CommandEnd, FileCopy, Image, Probe, ShellLine
 from tests.helpers import ROOT, invoke
 from tests.unit.fakes import RecordingBackend
 
@@ -33,6 +33,11 @@ def test_every_catalogue_scenario_loads_and_teaches(path: Path) -> None:
     assert len(loaded.hosts) >= 2, "a lesson about the network needs at least two hosts"
     assert len(loaded.explains) > 100, "every scenario explains what it shows and why"
     assert loaded.checks
+
+
+def test_the_catalogue_keeps_to_its_topics() -> None:
+    """A scenario of one's own may have any topic; socklab's own curriculum keeps to its six, in order."""
+    assert {scenario.topic for scenario in catalogue.load()} == set(TOPICS)
 
 
 def test_a_scenario_becomes_the_model() -> None:
@@ -163,3 +168,64 @@ def test_a_readiness_url_may_name_an_ipv6_address(tmp_path: Path) -> None:
     path.write_text((ROOT / "scenarios" / "tcp-echo.toml").read_text().replace('name = "tcp-echo"', 'name = "ready6"')
                     .replace('ready = "tcp://0.0.0.0:65432"', 'ready = "tcp://[{server.lan.ipv6}]:65432"'))
     assert scenario.load(path).services[0].ready == "tcp://[{server.lan.ipv6}]:65432"
+
+
+OWN = Path(__file__).parent / "own" / "own.toml"
+
+
+def test_programs_of_ones_own_become_the_model() -> None:
+    own = scenario.load(OWN)
+    assert own.topic == "My own programs"
+    server = own.hosts["server"]
+    assert server.files == (FileCopy("/lab/app", OWN.parent / "app"),
+                            FileCopy("/lab/own.toml", OWN.parent / "own.toml", read_only=True))
+    assert server.image == Image(name="socklab-node:latest")
+    python, netcat = own.services
+    assert python.command == Argv(("python3", "server.py", "{server.lan.ipv4}", "7000"))
+    assert (python.name, python.cwd, python.env) == ("server-python3", "/lab/app",
+                                                      {"GREETING": "hello {server.lan.ipv4}"})
+    assert netcat.command == ShellLine("nc -lk 7001 < /lab/own.toml") and netcat.name == "server-shell"
+    greeting, json_result = own.checks
+    assert greeting.action == ShellLine("echo hi | nc -N {server.lan.ipv4} 7000")
+    assert greeting.expect == CommandEnd(0, stdout="hello") and greeting.judged_by_exit
+    assert json_result.expect == Outcome.TIMEOUT and not json_result.judged_by_exit
+
+
+@pytest.mark.parametrize(("change", "key", "says"), [
+    (('"/lab/app" = "app/"', '"/lab/app" = "nowhere/"'), "hosts.server.files", "nowhere does not exist"),
+    (('"/lab/app" = "app/"', '"lab/app" = "app/"'), "hosts.server.files", "is not an absolute path"),
+    (('image = "socklab-node:latest"', 'image = { build = "app" }'), "hosts.server.image", "has no Dockerfile"),
+    (('image = "socklab-node:latest"', 'image = "two words"'), "hosts.server.image", "is not an image name"),
+    (('cwd = "/lab/app"', 'shell = "true"'), "services[1]", "has both run and shell"),
+    (('run = ["python3", "server.py", "{server.lan.ipv4}", "7000"]', 'run = []'), "services[1].run",
+     "must be an array of one or more strings"),
+    (('run = ["python3", "server.py", "{server.lan.ipv4}", "7000"]', 'run = ["python3", "{server.wan.ipv4}"]'),
+     "services[1].run", "names network 'wan'"),
+    (('env = { GREETING = "hello {server.lan.ipv4}" }', 'env = { GREETING = 1 }'), "services[1].env",
+     "must be a table of strings"),
+    (('ready = "log:Listening on \\\\d+"', 'ready = "log:(("'), "services[1].ready", "is not a regular expression"),
+    (('expect = { exit = 0, stdout = "hello" }', 'expect = { exit = 0, stdot = "hello" }'), "checks[1].expect.stdot",
+     "did you mean 'stdout'"),
+    (('expect = { exit = 0, stdout = "hello" }', 'expect = { exit = 300 }'), "checks[1].expect.exit", "out of range"),
+    (('expect = { exit = 0, stdout = "hello" }', 'expect = { stdout = "(" }'), "checks[1].expect.stdout",
+     "is not a regular expression"),
+    (('shell = "echo hi | nc -N {server.lan.ipv4} 7000"', 'shell = "x"\nprobe = { to = "x:1" }'), "checks[1]",
+     "has both probe and shell"),
+])
+def test_mistakes_in_ones_own_programs_are_named(tmp_path: Path, change: tuple[str, str], key: str,
+                                                 says: str) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "own.toml").write_text(OWN.read_text().replace(*change))
+    assert change[0] in OWN.read_text(), change[0]
+    with pytest.raises(ScenarioError) as refused:
+        scenario.load(tmp_path / "own.toml")
+    assert any(p.key == key and says in str(p) for p in refused.value.problems), refused.value.problems
+
+
+def test_a_folder_larger_than_the_limit_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    with (tmp_path / "app" / "big").open("wb") as big:
+        big.truncate(FILES_LIMIT + 1)  # sparse: a size, not a disk's worth of bytes
+    (tmp_path / "own.toml").write_text(OWN.read_text())
+    with pytest.raises(ScenarioError, match="more than the 64 MiB a files entry may"):
+        scenario.load(tmp_path / "own.toml")
