@@ -40,19 +40,19 @@ def test_default_client_run(lab: Lab, server: Server) -> None:
 
 @pytest.fixture(scope="module")
 def patient_server(module_lab: Lab) -> Server:
-    """No idle timeout to speak of: on a loaded machine, one of 10,000 connections may wait seconds for its turn."""
-    return module_lab.start("multiconn", "--bind", "127.0.0.1", "--port", "0", "--timeout", "120")
+    """No idle timeout to speak of: on a loaded machine, one of 10,000 connections may wait long for its turn."""
+    return module_lab.start("multiconn", "--bind", "127.0.0.1", "--port", "0", "--timeout", "300")
 
 
 def test_ten_thousand_connections_at_once(patient_server: Server) -> None:
     server = patient_server
     result = call_client("multiconn", "--to", server.endpoint(), "--connections", "10000",
-                         "--messages", "a", "bb", "ccc", "--timeout", "60")
+                         "--messages", "a", "bb", "ccc", "--timeout", "300")
     assert result["outcome"] == "echoed", result
     assert result["opened"] == result["completed"] == 10000
     assert result["bytes_received"] == 60000
     assert result["peak_open"] > 1000  # they really were open together
-    wait_until(lambda: open_fds(server.pid) == server.idle_fds, timeout=30, what="every connection closed")
+    wait_until(lambda: open_fds(server.pid) == server.idle_fds, timeout=120, what="every connection closed")
 
 
 def test_refused_is_counted_per_connection(free_port: int) -> None:
