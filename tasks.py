@@ -12,6 +12,7 @@ import datetime
 import functools
 import json
 import re
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -67,19 +68,24 @@ def build(c: Context, quiet: bool = False) -> None:
     out.print(api.build(listener=listener))
 
 
-@task(name="list")
+SCENARIOS_HELP = "a folder of scenario files to use as the catalogue (default: $SOCKLAB_SCENARIOS, else socklab's)"
+
+
+@task(name="list", help={"scenarios": SCENARIOS_HELP})
 @_friendly
-def list_(c: Context) -> None:
+def list_(c: Context, scenarios: str = "") -> None:
     """Show the scenario catalogue, grouped by topic."""
-    console.print_catalogue(out, catalogue.by_topic(catalogue.load()))
+    console.print_catalogue(out, catalogue.by_topic(catalogue.load((), catalogue.folder(scenarios))))
 
 
-@task
+@task(help={"scenarios": SCENARIOS_HELP + "; its README.md gets the catalogue table between the markers"})
 @_friendly
-def docs(c: Context) -> None:
+def docs(c: Context, scenarios: str = "") -> None:
     """Regenerate what the docs derive from the code: README's catalogue and key list, the scenario schema."""
-    changed = api.refresh_docs(Path("README.md"))
-    out.print("updated " + ", ".join(changed) if changed else "README.md and the schema are already current")
+    directory = catalogue.folder(scenarios)
+    readme = Path("README.md") if directory == catalogue.CATALOGUE_DIR else directory / "README.md"
+    changed = api.refresh_docs(readme, directory)
+    out.print("updated " + ", ".join(changed) if changed else f"{readme} is already current")
 
 
 @task(help={"files": "scenario files to check, as many as you like (a shell glob will do)"})
@@ -101,11 +107,11 @@ def schema_(c: Context, output: str = "") -> None:
         print(schema.schema_text(), end="")
 
 
-@task(help={"name": "a scenario of the catalogue (see `invoke list`)"})
+@task(help={"name": "a scenario of the catalogue (see `invoke list`), or a scenario file", "scenarios": SCENARIOS_HELP})
 @_friendly
-def explain(c: Context, name: str) -> None:
+def explain(c: Context, name: str, scenarios: str = "") -> None:
     """Print a scenario's teaching text, its hosts and networks, and each check with its expected outcome."""
-    console.print_explanation(out, catalogue.load([name])[0])
+    console.print_explanation(out, catalogue.load([name], catalogue.folder(scenarios))[0])
 
 
 @task(
@@ -119,21 +125,24 @@ def explain(c: Context, name: str) -> None:
         "json": "print report.json on stdout instead of the table",
         "impl": "grade a program: ROLE=FILE runs FILE wherever a scenario runs the program (or service) ROLE, "
         "as in echo=student/echo_server.py; repeatable",
+        "scenarios": SCENARIOS_HELP,
     },
     iterable=["impl"],
 )
 @_friendly
 def run(c: Context, names: str, jobs: int = DEFAULT_JOBS, results: str = str(reports.DEFAULT_ROOT),
-        quiet: bool = False, json_: bool = False, capture: bool = False, impl: list[str] | None = None) -> None:
-    """Run scenarios across containers (NAME[,NAME...] or --all); exit 1 if a check failed."""
+        quiet: bool = False, json_: bool = False, capture: bool = False, impl: list[str] | None = None,
+        scenarios: str = "") -> None:
+    """Run scenarios across containers (NAME[,NAME...], files, or --all); exit 1 if a check failed."""
     everything = names == ALL
-    scenarios = api.select([] if everything else _names(names), everything=everything)
+    selected = api.select([] if everything else _names(names), everything=everything,
+                          directory=catalogue.folder(scenarios))
     if impl:
-        scenarios = grading.select(scenarios, [grading.parse(spec) for spec in impl])
+        selected = grading.select(selected, [grading.parse(spec) for spec in impl])
     silent = quiet or json_
-    progress = console.LiveProgress(err, scenarios)
+    progress = console.LiveProgress(err, selected)
     with contextlib.nullcontext() if silent else progress:
-        result = api.run(scenarios, jobs=jobs, results_root=Path(results), capture=capture,
+        result = api.run(selected, jobs=jobs, results_root=Path(results), capture=capture,
                          listener=events.ignore if silent else progress)
     if json_:
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
@@ -146,11 +155,12 @@ def run(c: Context, names: str, jobs: int = DEFAULT_JOBS, results: str = str(rep
         raise Exit(code=result.exit_status)
 
 
-@task(help={"name": "the scenario whose lab to bring up"})
+@task(help={"name": "the scenario whose lab to bring up (a name of the catalogue, or a file)",
+            "scenarios": SCENARIOS_HELP})
 @_friendly
-def up(c: Context, name: str) -> None:
+def up(c: Context, name: str, scenarios: str = "") -> None:
     """Bring a scenario's lab up with its services running, and leave it up (see `down`)."""
-    scenario = catalogue.load([name])[0]
+    scenario = catalogue.load([name], catalogue.folder(scenarios))[0]
     with console.LiveProgress(err, [scenario]) as progress:
         running = api.up(scenario, listener=progress)
     console.print_lab(out, running)
@@ -184,13 +194,28 @@ def shell(c: Context, host: str, lab: str = "", root: bool = False) -> None:
                          "root": "run as root instead of the lab user"})
 @_friendly
 def exec_(c: Context, host: str, lab: str = "", root: bool = False) -> None:
-    """Run the command after `--` on a host of a running lab: invoke exec client -- ip address"""
-    if not c.remainder:
-        raise Exit("error: give the command after --, as in: invoke exec client -- ip address", code=2)
-    result = api.execute(host, c.remainder, lab_id=lab or None, user="root" if root else "lab")
+    """Run the command after `--` on a host of a running lab: invoke exec client -- ip address
+
+    Several words after `--` are the program and its arguments, exactly as
+    typed (quotes kept); a single word is a command line for the host's shell
+    (`invoke exec client -- 'ip address | head'`). The exit status is the
+    command's.
+    """
+    words = _after_dashes(c)
+    if not words:
+        raise UsageError("--", "no command given", "put it after --, as in: invoke exec client -- ip address")
+    argv = ["sh", "-c", words[0]] if len(words) == 1 else words
+    result = api.execute(host, argv, lab_id=lab or None, user="root" if root else "lab")
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     raise Exit(code=result.exit_code)
+
+
+def _after_dashes(c: Context) -> list[str]:
+    """The words after ``--`` as the shell passed them: invoke itself joins them into one string, losing quotes."""
+    if "--" in sys.argv:
+        return sys.argv[sys.argv.index("--") + 1:]
+    return shlex.split(c.remainder or "")
 
 
 @task(name="capture", help={"host": "a host of the running lab", "lab": "which lab, if several are up",

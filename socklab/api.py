@@ -48,13 +48,22 @@ def validate(paths: Sequence[Path | str]) -> list[Scenario]:
     return scenario_file.load_all(Path(path) for path in paths)
 
 
-def refresh_docs(readme: Path) -> list[str]:
+def refresh_docs(readme: Path, directory: Path = CATALOGUE_DIR) -> list[str]:
     """Regenerate what the docs derive from the code: the README's catalogue and key list, the schema file.
 
+    For a catalogue of one's own (``directory``), only its README's table,
+    between the markers ``<!-- catalogue:start -->`` and ``<!-- catalogue:end -->``.
     Returns what changed, for the caller to say.
     """
     changed = []
-    if schema.refresh(readme, catalogue.README_START, catalogue.README_END, catalogue.markdown(catalogue.load())):
+    table = catalogue.markdown(catalogue.load((), directory))
+    if directory != CATALOGUE_DIR:
+        if catalogue.README_START not in (readme.read_text() if readme.exists() else ""):
+            raise UsageError(str(readme), f"has no {catalogue.README_START} ... {catalogue.README_END} markers",
+                             "add both where the catalogue table belongs")
+        return [f"{readme}: the catalogue"] if schema.refresh(readme, catalogue.README_START, catalogue.README_END,
+                                                              table) else []
+    if schema.refresh(readme, catalogue.README_START, catalogue.README_END, table):
         changed.append(f"{readme}: the catalogue")
     if schema.refresh(readme, schema.README_START, schema.README_END, schema.markdown()):
         changed.append(f"{readme}: the list of keys")
@@ -135,11 +144,11 @@ def clean(backend: Backend | None = None) -> int:
     return (backend or default_backend()).destroy_all()
 
 
-def execute(host: str, command: str, *, lab_id: str | None = None, user: str = LAB_USER,
+def execute(host: str, argv: Sequence[str], *, lab_id: str | None = None, user: str = LAB_USER,
             backend: Backend | None = None) -> ExecResult:
-    """Run a shell command on a host of a running lab."""
+    """Run a command (its argv, no shell) on a host of a running lab."""
     backend = backend or default_backend()
-    return backend.exec(backend.find_host(host, lab_id), ["sh", "-c", command], user=user)
+    return backend.exec(backend.find_host(host, lab_id), list(argv), user=user)
 
 
 def shell(host: str, *, lab_id: str | None = None, user: str = LAB_USER, backend: Backend | None = None) -> int:

@@ -1,7 +1,13 @@
-"""The curriculum: scenario files under scenarios/, found by name, grouped by topic."""
+"""A catalogue: scenario files in a folder, found by name, grouped by topic.
+
+socklab's own curriculum is scenarios/; any folder of one's own can be the
+catalogue instead (``--scenarios DIR``, or ``SOCKLAB_SCENARIOS``), for
+list, explain, run, up and docs alike.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -10,6 +16,23 @@ from socklab.constants import CATALOGUE_DIR
 from socklab.errors import UsageError
 from socklab.model import Scenario
 from socklab.scenario import TOPICS
+
+SCENARIOS_ENV = "SOCKLAB_SCENARIOS"
+
+
+def folder(option: str = "") -> Path:
+    """The catalogue to use: ``--scenarios DIR``, else ``$SOCKLAB_SCENARIOS``, else socklab's own."""
+    chosen = option or os.environ.get(SCENARIOS_ENV, "")
+    if not chosen:
+        return CATALOGUE_DIR
+    path = Path(chosen)
+    if not path.is_dir():
+        where = "--scenarios" if option else SCENARIOS_ENV
+        raise UsageError(f"{where} {chosen}", "is not a folder", "name a folder of scenario files (*.toml)")
+    if not list(path.glob("*.toml")):
+        where = "--scenarios" if option else SCENARIOS_ENV
+        raise UsageError(f"{where} {chosen}", "holds no scenario file (*.toml)", "name the folder that holds them")
+    return path
 
 
 def paths(directory: Path = CATALOGUE_DIR) -> list[Path]:
@@ -27,7 +50,7 @@ def locate(name: str, directory: Path = CATALOGUE_DIR) -> Path:
     path = directory / f"{name}.toml"
     if not path.exists():
         known = names(directory)
-        raise UsageError(name, "is not a scenario of the catalogue",
+        raise UsageError(name, f"is not a scenario of the catalogue ({directory})",
                          scenario_file.suggest(name, known) + "; `invoke list` shows them all")
     return path
 
