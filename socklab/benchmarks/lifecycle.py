@@ -29,7 +29,7 @@ from socklab.backend.docker import DockerBackend
 from socklab.backend.docker.backend import CAPABILITIES, MEMORY_LIMIT, PIDS_LIMIT, SYSCTLS
 from socklab.benchmarks import Figure, ratio
 from socklab.concurrency import parallel_map
-from socklab.constants import LABEL_LAB
+from socklab.constants import LABEL_LAB, LABEL_OWNER, owner
 from socklab.lab import Lab
 from socklab.model import Host, Network
 
@@ -57,7 +57,7 @@ def engine_floor_cycle(backend: DockerBackend, image: str, size: int) -> tuple[f
     """Only what any tool must ask the engine for: one network, N containers started, all removed."""
     api = backend.api
     v4, v6 = next(subnets.free_pairs(backend.taken_subnets()))
-    label = {LABEL_LAB: f"bench-floor-{size}"}
+    label = {LABEL_LAB: f"bench-floor-{size}", LABEL_OWNER: owner()}
     started = time.perf_counter()
     network = api.create_network(f"socklab-bench-floor-{size}", driver="bridge", internal=True, enable_ipv6=True,
                                  labels=label, ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=str(v4)),
@@ -87,11 +87,11 @@ def compose_file(image: str, size: int, project: str, backend: DockerBackend) ->
             "image": image, "hostname": f"h{i}", "init": True, "command": ["sleep", "infinity"],
             "cap_drop": ["ALL"], "cap_add": CAPABILITIES, "security_opt": ["no-new-privileges"],
             "mem_limit": MEMORY_LIMIT, "pids_limit": PIDS_LIMIT, "sysctls": SYSCTLS,
-            "labels": {LABEL_LAB: project},
+            "labels": {LABEL_LAB: project, LABEL_OWNER: owner()},
             "networks": {"lan": {"ipv4_address": subnets.host_address(v4, i),
                                  "ipv6_address": subnets.host_address(v6, i)}},
         }
-    network = {"internal": True, "enable_ipv6": True, "labels": {LABEL_LAB: project},
+    network = {"internal": True, "enable_ipv6": True, "labels": {LABEL_LAB: project, LABEL_OWNER: owner()},
                "ipam": {"config": [{"subnet": str(v4), "gateway": subnets.gateway(v4)},
                                    {"subnet": str(v6), "gateway": subnets.gateway(v6)}]}}
     return json.dumps({"version": "2.4", "services": services, "networks": {"lan": network}}, indent=1)
