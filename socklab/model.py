@@ -374,4 +374,5 @@ class Scenario:
     parallel_checks: bool = key("the checks do not depend on each other: make them side by side", False,
                                 section="scenario", example="true")
     files: tuple[FileCopy, ...] = key("files and folders of yours to put on every host (as in [hosts.NAME])", (),
-                                      takes=dict, parse=_files, example='{ "/lab/app" = "app/" }')
+                                      section="scenario", takes=dict, parse=_files,
+                                      example='{ "/lab/app" = "app/" }')

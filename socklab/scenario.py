@@ -306,7 +306,7 @@ class _Reader:
         values = self.fields(Scenario, top)
         top.reject_unknown()
         self.hosts, self.networks = values["hosts"], values["networks"]
-        values["files"] = self.local_files(values["files"], ("files",))
+        values["files"] = self.local_files(values["files"], ("scenario", "files"))
         for later in self.later:  # every host and network is known now
             self.check_later(later)
         name = values["name"]

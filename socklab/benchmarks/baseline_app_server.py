@@ -16,6 +16,7 @@ import json
 import selectors
 import socket
 import struct
+from typing import Any
 
 ANSWERS = {
     "morpheus": "Follow the white rabbit. \U0001f430",
@@ -25,19 +26,21 @@ ANSWERS = {
 
 
 class Message:
-    def __init__(self, selector, sock):
+    def __init__(self, selector: selectors.BaseSelector, sock: socket.socket) -> None:
         self.selector, self.sock = selector, sock
         self._recv_buffer, self._send_buffer = b"", b""
-        self._jsonheader_len, self.jsonheader, self.request = None, None, None
+        self._jsonheader_len: int | None = None
+        self.jsonheader: Any = None  # the decoded JSON header, as the tutorial keeps it
+        self.request: Any = None  # the decoded JSON request, or the raw bytes of a binary one
         self.response_created = False
 
-    def process_events(self, mask):
+    def process_events(self, mask: int) -> None:
         if mask & selectors.EVENT_READ:
             self.read()
         if mask & selectors.EVENT_WRITE:
             self.write()
 
-    def read(self):
+    def read(self) -> None:
         try:
             data = self.sock.recv(4096)
         except BlockingIOError:
@@ -52,7 +55,7 @@ class Message:
         if self.jsonheader and self.request is None:
             self.process_request()
 
-    def write(self):
+    def write(self) -> None:
         if self.request and not self.response_created:
             self.create_response()
         if self._send_buffer:
@@ -64,13 +67,13 @@ class Message:
             if sent and not self._send_buffer:
                 self.close()
 
-    def process_protoheader(self):
+    def process_protoheader(self) -> None:
         if len(self._recv_buffer) >= 2:
             self._jsonheader_len = struct.unpack(">H", self._recv_buffer[:2])[0]
             self._recv_buffer = self._recv_buffer[2:]
 
-    def process_jsonheader(self):
-        length = self._jsonheader_len
+    def process_jsonheader(self) -> None:
+        length = self._jsonheader_len or 0
         if len(self._recv_buffer) >= length:
             wrapper = io.TextIOWrapper(io.BytesIO(self._recv_buffer[:length]), encoding="utf-8", newline="")
             self.jsonheader = json.load(wrapper)
@@ -80,7 +83,7 @@ class Message:
                 if key not in self.jsonheader:
                     raise ValueError(f"missing required header '{key}'")
 
-    def process_request(self):
+    def process_request(self) -> None:
         length = self.jsonheader["content-length"]
         if len(self._recv_buffer) < length:
             return
@@ -93,7 +96,7 @@ class Message:
             self.request = data
         self.selector.modify(self.sock, selectors.EVENT_WRITE, data=self)
 
-    def create_response(self):
+    def create_response(self) -> None:
         if self.jsonheader["content-type"] == "text/json":
             action = self.request.get("action")
             if action == "search":
@@ -112,14 +115,14 @@ class Message:
         self._send_buffer += struct.pack(">H", len(header_bytes)) + header_bytes + body
         self.response_created = True
 
-    def close(self):
+    def close(self) -> None:
         try:
             self.selector.unregister(self.sock)
         finally:
             self.sock.close()
 
 
-def main():
+def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("mode")
     parser.add_argument("--bind", default="")
@@ -136,7 +139,7 @@ def main():
         while True:
             for key, mask in selector.select(timeout=None):
                 if key.data is None:
-                    conn, _ = key.fileobj.accept()
+                    conn, _ = listening.accept()
                     conn.setblocking(False)
                     selector.register(conn, selectors.EVENT_READ, data=Message(selector, conn))
                 else:

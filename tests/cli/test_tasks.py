@@ -22,11 +22,11 @@ WRONG = Path(__file__).parent / "data" / "wrong-expectation.toml"
 
 
 @pytest.fixture
-def engine_client(engine):  # type: ignore[no-untyped-def]
+def engine_client(engine):
     return docker.from_env()
 
 
-def test_run_checks_across_containers_and_writes_results(engine_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_run_checks_across_containers_and_writes_results(engine_client, tmp_path: Path) -> None:
     result = invoke("run", "tcp-echo", "--results", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All 2 checks of 1 scenarios held" in result.stdout, result.stdout
@@ -41,7 +41,7 @@ def test_run_checks_across_containers_and_writes_results(engine_client, tmp_path
     assert labelled(f"socklab.lab={scenario['lab_id']}") == []
 
 
-def test_a_wrong_expectation_exits_1_and_shows_the_mismatch(engine_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_wrong_expectation_exits_1_and_shows_the_mismatch(engine_client, tmp_path: Path) -> None:
     result = invoke("run", str(WRONG), "--results", str(tmp_path))
     assert result.returncode == EXIT_CHECK_FAILED, result.stderr
     assert "expected refused, observed echoed" in result.stdout
@@ -51,13 +51,13 @@ def test_a_wrong_expectation_exits_1_and_shows_the_mismatch(engine_client, tmp_p
     assert labelled(f"socklab.lab={report['scenarios'][0]['lab_id']}") == []
 
 
-def test_json_output_is_the_report(engine_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_json_output_is_the_report(engine_client, tmp_path: Path) -> None:
     result = invoke("run", "loopback-only", "--json", "--results", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == json.loads((tmp_path / "latest" / "report.json").read_text())
 
 
-def test_a_second_build_reuses_the_image(engine_client) -> None:  # type: ignore[no-untyped-def]
+def test_a_second_build_reuses_the_image(engine_client) -> None:
     first = invoke("build", "--quiet")
     second = invoke("build")
     assert first.returncode == second.returncode == 0
@@ -76,7 +76,7 @@ def lab_up(scenario: str, env: dict[str, str] | None = None) -> str:
     return found.group(1)
 
 
-def test_up_exec_labs_down(engine_client, lab_owner: str) -> None:  # type: ignore[no-untyped-def]
+def test_up_exec_labs_down(engine_client, lab_owner: str) -> None:
     lab_id = lab_up("lan-interface")
     try:
         listed = invoke("labs")
@@ -95,7 +95,7 @@ def test_up_exec_labs_down(engine_client, lab_owner: str) -> None:  # type: igno
     assert labelled(f"{LABEL_LAB}={lab_id}") == []
 
 
-def test_down_without_a_lab_removes_the_callers_own_labs_only(engine_client, lab_owner: str) -> None:  # type: ignore[no-untyped-def]
+def test_down_without_a_lab_removes_the_callers_own_labs_only(engine_client, lab_owner: str) -> None:
     """Somebody else's lab (another owner) survives ``invoke down``; the caller's own go."""
     someone = foreign_owner()
     theirs = ""
@@ -115,14 +115,14 @@ def test_down_without_a_lab_removes_the_callers_own_labs_only(engine_client, lab
         remove_owned(someone)  # this test made that owner up: its labs are this test's to remove
 
 
-def test_exec_without_a_running_lab_is_a_clear_error(engine_client) -> None:  # type: ignore[no-untyped-def]
+def test_exec_without_a_running_lab_is_a_clear_error(engine_client) -> None:
     result = invoke("exec", "ghost", "--lab", "no-such-lab", "--", "true")
     assert result.returncode == EXIT_BAD_INPUT
     assert "no host 'ghost' in lab no-such-lab" in result.stderr
 
 
 @pytest.mark.exclusive
-def test_clean_is_idempotent(engine_client) -> None:  # type: ignore[no-untyped-def]
+def test_clean_is_idempotent(engine_client) -> None:
     """Exclusive: ``clean`` removes every lab on the engine, whoever made it."""
     lab_id = lab_up("loopback-only")
     first, second = invoke("clean"), invoke("clean")
@@ -132,7 +132,7 @@ def test_clean_is_idempotent(engine_client) -> None:  # type: ignore[no-untyped-
     assert second.stdout.startswith("removed 0 "), second.stdout  # nothing left to remove: not an error
 
 
-def test_shell_is_interactive_on_a_real_terminal(backend) -> None:  # type: ignore[no-untyped-def]
+def test_shell_is_interactive_on_a_real_terminal(backend) -> None:
     """A pseudo-terminal stands in for the user: commands typed, output read back, exit status kept."""
     import os
     import pty

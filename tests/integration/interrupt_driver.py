@@ -31,8 +31,8 @@ def main() -> int:
     count = 0
     lock = threading.Lock()
 
-    def counted(method):  # type: ignore[no-untyped-def]
-        def request(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def counted(method):
+        def request(*args, **kwargs):
             nonlocal count
             with lock:
                 count += 1

@@ -33,7 +33,7 @@ def read(tcpdump: str, pcap: Path) -> str:
     return subprocess.run([tcpdump, "-nn", "-A", "-r", str(pcap)], capture_output=True, text=True, check=True).stdout
 
 
-def test_a_captured_run_holds_each_hosts_interfaces(backend, tcpdump: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_captured_run_holds_each_hosts_interfaces(backend, tcpdump: str, tmp_path: Path) -> None:
     result = runner.run_scenario(scenario.load(ROOT / "scenarios" / "loopback-only.toml"), backend, capture=True)
     assert result.status == "passed", result.error
     assert set(result.captures) == {"server-lo", "server-eth0", "client-lo", "client-eth0"}
@@ -49,7 +49,7 @@ def test_a_captured_run_holds_each_hosts_interfaces(backend, tcpdump: str, tmp_p
     assert "Hello, world" not in on_lan
 
 
-def test_a_live_capture_records_until_interrupted(backend, tcpdump: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_live_capture_records_until_interrupted(backend, tcpdump: str, tmp_path: Path) -> None:
     echo = Service("echo", "server", Command.parse("echo serve --bind '' --port 7000"), ready="tcp://0.0.0.0:7000")
     hosts = {"server": Host("server", ("lan",)), "client": Host("client", ("lan",))}
     pcap = tmp_path / "live.pcap"

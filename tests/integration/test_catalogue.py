@@ -11,7 +11,7 @@ from socklab.results import Status
 
 
 @pytest.mark.parametrize("path", catalogue.paths(), ids=lambda p: p.stem)
-def test_scenario_passes_on_docker(path: Path, backend) -> None:  # type: ignore[no-untyped-def]
+def test_scenario_passes_on_docker(path: Path, backend) -> None:
     result = runner.run_scenario(scenario.load(path), backend)
     failed = [f"{c.name}: {c.detail}" for c in result.checks if not c.passed]
     assert not result.error, result.error

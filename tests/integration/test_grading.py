@@ -20,7 +20,7 @@ def grade(student: str, scenarios: str, tmp_path: Path) -> dict:
     return grade
 
 
-def test_a_server_bound_to_loopback_is_caught_by_every_check_from_another_host(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_server_bound_to_loopback_is_caught_by_every_check_from_another_host(engine, tmp_path: Path) -> None:
     grade_ = grade("echo_loopback_only.py", "tcp-echo,lan-interface", tmp_path)
     assert "tcp-echo / the client host gets its message echoed" in grade_["failed"]
     assert "lan-interface / another host gets the echo" in grade_["failed"]
@@ -29,7 +29,7 @@ def test_a_server_bound_to_loopback_is_caught_by_every_check_from_another_host(e
     assert not grade_["labs_not_ready"]
 
 
-def test_a_server_that_reads_once_is_caught_only_by_the_big_message(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_server_that_reads_once_is_caught_only_by_the_big_message(engine, tmp_path: Path) -> None:
     grade_ = grade("echo_reads_once.py", "tcp-echo", tmp_path)
     assert grade_["passed"] == ["tcp-echo / the client host gets its message echoed"]
     assert grade_["failed"] == ["tcp-echo / a 1 MiB message comes back whole, however the stream splits it"]

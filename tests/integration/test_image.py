@@ -22,20 +22,20 @@ def recipe_copy(tmp_path: Path, base: str) -> Path:
     return recipe
 
 
-def test_the_image_is_named_after_its_recipe(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_image_is_named_after_its_recipe(engine, tmp_path: Path) -> None:
     name = engine.ensure_image(lambda text: None)
     assert name == image_name() and name.endswith(recipe_digest()[:12])
     assert recipe_digest(recipe_copy(tmp_path, "debian:other")) != recipe_digest()
 
 
-def test_a_cached_image_builds_nothing(engine) -> None:  # type: ignore[no-untyped-def]
+def test_a_cached_image_builds_nothing(engine) -> None:
     said: list[str] = []
     builder = ImageBuilder(engine.client, which=lambda tool: pytest.fail("no tool may be needed"))
     assert builder.ensure(said.append) == image_name()
     assert said == []
 
 
-def test_no_registry_and_no_bootstrap_tool_says_what_to_install(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_no_registry_and_no_bootstrap_tool_says_what_to_install(engine, tmp_path: Path) -> None:
     """The base lives on a registry host that cannot resolve, and no bootstrap tool is found."""
     recipe = recipe_copy(tmp_path, "registry.socklab.invalid/debian:bookworm-slim")
     builder = ImageBuilder(engine.client, recipe_dir=recipe, which=lambda tool: None)

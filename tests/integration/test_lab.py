@@ -23,7 +23,7 @@ TWO_HOSTS = {"server": Host("server", ("lan",)), "client": Host("client", ("lan"
 LAN = {"lan": Network("lan")}
 
 
-def test_networks_are_internal_dual_stack_labelled_and_in_the_lab_pools(backend) -> None:  # type: ignore[no-untyped-def]
+def test_networks_are_internal_dual_stack_labelled_and_in_the_lab_pools(backend) -> None:
     networks = {"lan": Network("lan"), "v4only": Network("v4only", ipv6=False)}
     hosts = {"a": Host("a", ("lan", "v4only"))}
     with Lab.open(backend, "net-props", networks, hosts) as lab:
@@ -41,7 +41,7 @@ def test_networks_are_internal_dual_stack_labelled_and_in_the_lab_pools(backend)
                 assert not net["EnableIPv6"] and all(s.version == 4 for s in subnets)
 
 
-def test_hosts_are_hardened_labelled_containers(backend) -> None:  # type: ignore[no-untyped-def]
+def test_hosts_are_hardened_labelled_containers(backend) -> None:
     with Lab.open(backend, "host-props", LAN, TWO_HOSTS) as lab:
         container = backend.api.inspect_container(lab.infos["server"].handle.ref)
         config, host = container["Config"], container["HostConfig"]
@@ -56,13 +56,13 @@ def test_hosts_are_hardened_labelled_containers(backend) -> None:  # type: ignor
         assert lab.exec("server", ["id", "-un"]).stdout.strip() == "lab"
 
 
-def test_exec_reports_exit_code_stdout_and_stderr(backend) -> None:  # type: ignore[no-untyped-def]
+def test_exec_reports_exit_code_stdout_and_stderr(backend) -> None:
     with Lab.open(backend, "exec", LAN, TWO_HOSTS) as lab:
         result = lab.exec("client", ["sh", "-c", "echo out; echo err >&2; exit 3"])
         assert (result.exit_code, result.stdout, result.stderr) == (3, "out\n", "err\n")
 
 
-def test_lab_hosts_cannot_reach_outside_the_lab(backend) -> None:  # type: ignore[no-untyped-def]
+def test_lab_hosts_cannot_reach_outside_the_lab(backend) -> None:
     """No default route: outside addresses fail at once (nothing is sent); the engine's own address is refused."""
     with Lab.open(backend, "isolation", LAN, TWO_HOSTS) as lab:
         outside = lab.probe("client", to="198.51.100.7:80", timeout=AT_ONCE)
@@ -74,7 +74,7 @@ def test_lab_hosts_cannot_reach_outside_the_lab(backend) -> None:  # type: ignor
         assert peer.outcome == "refused", "the other lab host is reachable"
 
 
-def test_every_host_has_both_loopbacks_even_on_no_network(backend) -> None:  # type: ignore[no-untyped-def]
+def test_every_host_has_both_loopbacks_even_on_no_network(backend) -> None:
     hosts = {"alone": Host("alone"), "other": Host("other")}
     with Lab.open(backend, "loopbacks", {}, hosts) as lab:
         assert lab.probe("alone", bind="[::1]:5000").outcome == "ok"
@@ -82,7 +82,7 @@ def test_every_host_has_both_loopbacks_even_on_no_network(backend) -> None:  # t
         assert lab.probe("alone", to="198.18.0.1:80", timeout=AT_ONCE).outcome == "net-unreachable"
 
 
-def test_link_local_references_carry_the_viewers_interface(backend) -> None:  # type: ignore[no-untyped-def]
+def test_link_local_references_carry_the_viewers_interface(backend) -> None:
     networks = {"lan": Network("lan"), "wan": Network("wan")}
     hosts = {"server": Host("server", ("lan",)), "client": Host("client", ("wan", "lan"))}
     with Lab.open(backend, "link-local", networks, hosts) as lab:
@@ -93,7 +93,7 @@ def test_link_local_references_carry_the_viewers_interface(backend) -> None:  # 
         assert (reached.outcome, reached.evidence["peer"]) == ("refused", f"[{address}%{scope}]:1")
 
 
-def test_a_service_is_ready_when_it_listens_and_its_log_is_kept(backend) -> None:  # type: ignore[no-untyped-def]
+def test_a_service_is_ready_when_it_listens_and_its_log_is_kept(backend) -> None:
     service = Service("echo", "server", Command.parse("echo serve --bind '' --port 7"), ready="tcp://0.0.0.0:7")
     with Lab.open(backend, "service", LAN, TWO_HOSTS) as lab:
         assert lab.start_service(service).ready
@@ -102,7 +102,7 @@ def test_a_service_is_ready_when_it_listens_and_its_log_is_kept(backend) -> None
         assert "listening on tcp 0.0.0.0:7" in log and "accepted" in log
 
 
-def test_a_crashing_service_fails_fast_with_its_log(backend) -> None:  # type: ignore[no-untyped-def]
+def test_a_crashing_service_fails_fast_with_its_log(backend) -> None:
     crash = Service("bad", "server", Command.parse("echo serve --bind 192.0.2.1"), ready="tcp://192.0.2.1:65432")
     with Lab.open(backend, "crash", LAN, TWO_HOSTS) as lab:
         started = lab.start_service(crash)
@@ -110,21 +110,21 @@ def test_a_crashing_service_fails_fast_with_its_log(backend) -> None:  # type: i
     assert "not on this host" in started.log and "[exited with status 2]" in started.log
 
 
-def test_an_exception_inside_the_lab_still_tears_it_down(backend) -> None:  # type: ignore[no-untyped-def]
+def test_an_exception_inside_the_lab_still_tears_it_down(backend) -> None:
     with pytest.raises(LabError), Lab.open(backend, "boom", LAN, TWO_HOSTS) as lab:
         assert len(labelled(f"{LABEL_LAB}={lab.id}")) == 3, "the lab is up: two hosts, a network"
         raise LabError("a test's own failure")
     assert labelled(f"{LABEL_LAB}={lab.id}") == []
 
 
-def test_a_failing_setup_command_fails_the_lab_naming_the_host(backend) -> None:  # type: ignore[no-untyped-def]
+def test_a_failing_setup_command_fails_the_lab_naming_the_host(backend) -> None:
     hosts = {"server": Host("server", ("lan",), setup=("false-command-that-does-not-exist",)),
              "client": Host("client", ("lan",))}
     with pytest.raises(LabError, match="the setup of host 'server' failed"), Lab.open(backend, "setup", LAN, hosts):
         pass
 
 
-def test_edited_node_programs_take_effect_without_a_rebuild(backend, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_edited_node_programs_take_effect_without_a_rebuild(backend, tmp_path: Path, monkeypatch) -> None:
     edited = tmp_path / "nodes"
     shutil.copytree(programs.NODES_DIR, edited, ignore=shutil.ignore_patterns("__pycache__"))
     (edited / "hello.py").write_text('print(\'{"outcome": "ok", "edited": true}\')\n'
@@ -135,7 +135,7 @@ def test_edited_node_programs_take_effect_without_a_rebuild(backend, tmp_path: P
     assert seen.outcome == "ok" and seen.evidence["edited"] is True
 
 
-def test_concurrent_labs_get_disjoint_subnets(backend) -> None:  # type: ignore[no-untyped-def]
+def test_concurrent_labs_get_disjoint_subnets(backend) -> None:
     """Four labs made at once, and all up at one moment (a barrier, however slow each is to come up)."""
     subnets: list[ipaddress.IPv4Network] = []
     errors: list[BaseException] = []

@@ -28,7 +28,7 @@ def pytest_configure(config):
 
 
 def test_the_readme_example_passes_and_leaves_nothing(
-        pytester: pytest.Pytester, engine, lab_owner: str) -> None:  # type: ignore[no-untyped-def]
+        pytester: pytest.Pytester, engine, lab_owner: str) -> None:
     runs_as(pytester, lab_owner)
     pytester.makepyfile(test_readme=readme_example())
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
@@ -37,7 +37,7 @@ def test_the_readme_example_passes_and_leaves_nothing(
 
 
 def test_a_failing_or_erroring_test_still_tears_its_labs_down(
-        pytester: pytest.Pytester, engine, lab_owner: str) -> None:  # type: ignore[no-untyped-def]
+        pytester: pytest.Pytester, engine, lab_owner: str) -> None:
     runs_as(pytester, lab_owner)
     pytester.makepyfile(test_broken='''
 def test_fails_inside_a_lab(socklab_lab):
@@ -55,7 +55,7 @@ def test_raises_inside_a_lab(socklab_lab):
 
 
 def test_labs_side_by_side_under_xdist(
-        pytester: pytest.Pytester, engine, lab_owner: str) -> None:  # type: ignore[no-untyped-def]
+        pytester: pytest.Pytester, engine, lab_owner: str) -> None:
     runs_as(pytester, lab_owner)
     pytester.makepyfile(test_parallel='''
 import pytest

@@ -64,7 +64,7 @@ def drive(signame: str, at: int, path: Path) -> subprocess.CompletedProcess[str]
 
 
 @pytest.fixture(scope="module")
-def requests_per_run(engine, tmp_path_factory) -> int:  # type: ignore[no-untyped-def]
+def requests_per_run(engine, tmp_path_factory) -> int:
     """How many engine requests one undisturbed run makes: the moments there are to interrupt."""
     path = unique_scenario(tmp_path_factory.mktemp("dry"), "interrupt-dry-run")
     result = drive("INT", 0, path)
@@ -121,7 +121,7 @@ def hold_until_both_up(runs: list[subprocess.Popen[str]], names: list[str]) -> l
         time.sleep(0.02)
 
 
-def test_two_runs_at_once_never_collide(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_two_runs_at_once_never_collide(engine, tmp_path: Path) -> None:
     """Two runs side by side: their labs, up at the same moment, have their own ids and subnets, and both pass."""
     names = ["twin-0", "twin-1"]
     paths = [unique_scenario(tmp_path, name, "loopback-only") for name in names]
@@ -146,7 +146,7 @@ def test_two_runs_at_once_never_collide(engine, tmp_path: Path) -> None:  # type
     assert labelled(f"{LABEL_SCENARIO}=twin-0") == labelled(f"{LABEL_SCENARIO}=twin-1") == []
 
 
-def test_a_service_that_never_gets_ready_fails_in_bounded_time_with_its_log(backend, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_service_that_never_gets_ready_fails_in_bounded_time_with_its_log(backend, tmp_path: Path) -> None:
     path = unique_scenario(tmp_path, "never-ready")
     path.write_text(path.read_text().replace('ready = "tcp://0.0.0.0:65432"', 'ready = "tcp://0.0.0.0:65000"'))
     started = time.monotonic()
@@ -195,8 +195,8 @@ class EngineProxy:
                 for end in (source, sink):
                     if end in self.open:
                         self.selector.unregister(end)
-                        end.close()  # type: ignore[union-attr]
-                        self.open.remove(end)  # type: ignore[arg-type]
+                        end.close()
+                        self.open.remove(end)
 
     def cut(self) -> None:
         self.cut_event.set()
@@ -207,7 +207,7 @@ class EngineProxy:
 
 
 @pytest.fixture
-def proxy(engine, tmp_path: Path) -> Iterator[EngineProxy]:  # type: ignore[no-untyped-def]
+def proxy(engine, tmp_path: Path) -> Iterator[EngineProxy]:
     engine_host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     if not engine_host.startswith("unix://"):
         pytest.fail(f"the proxy test needs a local engine socket, not {engine_host}")
@@ -236,7 +236,7 @@ def test_an_engine_that_stops_mid_run_is_a_clear_error(proxy: EngineProxy, tmp_p
 
 
 @pytest.mark.exclusive
-def test_sigkill_leaves_what_clean_removes_and_clean_is_idempotent(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_sigkill_leaves_what_clean_removes_and_clean_is_idempotent(engine, tmp_path: Path) -> None:
     name = "killed-hard"
     run = subprocess.Popen([sys.executable, "-m", "invoke", "up", str(unique_scenario(tmp_path, name))], cwd=ROOT,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -255,7 +255,7 @@ def test_sigkill_leaves_what_clean_removes_and_clean_is_idempotent(engine, tmp_p
 
 
 @pytest.mark.exclusive
-def test_clean_during_a_run_ends_it_with_a_clear_error(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_clean_during_a_run_ends_it_with_a_clear_error(engine, tmp_path: Path) -> None:
     name = "cleaned-under-foot"
     path = unique_scenario(tmp_path, name, "loopback-only")
     run = subprocess.Popen([sys.executable, "-m", "invoke", "run", str(path), "--results", str(tmp_path)], cwd=ROOT,
@@ -274,7 +274,7 @@ def test_clean_during_a_run_ends_it_with_a_clear_error(engine, tmp_path: Path) -
 
 
 @pytest.mark.exclusive
-def test_a_full_subnet_pool_is_a_clear_error_and_creates_nothing(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_full_subnet_pool_is_a_clear_error_and_creates_nothing(engine, tmp_path: Path) -> None:
     client = docker.from_env()
     ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet="198.18.0.0/15")])
     filler = client.networks.create("socklab-test-pool-filler", internal=True, ipam=ipam,

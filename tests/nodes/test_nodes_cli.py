@@ -62,7 +62,7 @@ def test_a_blocking_accept_pauses_when_out_of_descriptors_and_rides_out_the_rest
     monkeypatch.setattr(cli.time, "sleep", slept.append)
     listening = Refusing(errno.EMFILE, errno.ECONNABORTED, errno.ENFILE)
     with caplog.at_level(logging.WARNING):
-        assert cli.accept(listening, LOG) == ("conn", ("127.0.0.1", 1))  # type: ignore[arg-type]  # a stand-in
+        assert cli.accept(listening, LOG) == ("conn", ("127.0.0.1", 1))  # type: ignore[arg-type,comparison-overlap]  # a stand-in
     assert slept == [cli.ACCEPT_PAUSE, 0.01, cli.ACCEPT_PAUSE]  # never a retry at once
     assert [r.getMessage().partition(";")[0] for r in caplog.records] == [
         "accept failed: EMFILE", "accept failed: ECONNABORTED", "accept failed: ENFILE"]

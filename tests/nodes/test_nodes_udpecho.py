@@ -106,7 +106,7 @@ def mangler() -> Iterator[type[Mangler]]:
 
 
 def test_loss_duplicates_and_reordering_are_counted_exactly(mangler: type[Mangler]) -> None:
-    peer = mangler(corrupt=False)  # type: ignore[call-arg]
+    peer = mangler(corrupt=False)
     result = call_client("udpecho", "--to", f"127.0.0.1:{peer.port}", "--count", "100", "--interval", "0.001",
                          "--timeout", "2")
     assert result["outcome"] == "ok", result  # some came back, intact
@@ -116,7 +116,7 @@ def test_loss_duplicates_and_reordering_are_counted_exactly(mangler: type[Mangle
 
 
 def test_a_damaged_echo_is_a_mismatch(mangler: type[Mangler]) -> None:
-    peer = mangler(corrupt=True)  # type: ignore[call-arg]
+    peer = mangler(corrupt=True)
     result = call_client("udpecho", "--to", f"127.0.0.1:{peer.port}", "--count", "50", "--interval", "0.001",
                          "--timeout", "2")
     assert result["outcome"] == "mismatch" and result["corrupted"] == 1 and result["received"] == 44

@@ -11,7 +11,7 @@ import pytest
 from nodes.outcomes import Outcome, classify
 
 
-def raised(action) -> BaseException:  # type: ignore[no-untyped-def]
+def raised(action) -> BaseException:
     with pytest.raises(OSError) as caught:
         action()
     return caught.value

@@ -52,7 +52,7 @@ def echo(conn: socket.socket) -> None:
         conn.sendall(data)
 
 
-def test_an_echo_is_echoed_with_its_evidence(tcp_server) -> None:  # type: ignore[no-untyped-def]
+def test_an_echo_is_echoed_with_its_evidence(tcp_server) -> None:
     port = tcp_server(echo)
     seen = probe("--to", f"127.0.0.1:{port}", "--send", "Hello, world")
     assert seen["outcome"] == "echoed"
@@ -61,7 +61,7 @@ def test_an_echo_is_echoed_with_its_evidence(tcp_server) -> None:  # type: ignor
     assert seen["errno"] is None and seen["elapsed_ms"] > 0
 
 
-def test_an_echo_that_arrives_in_pieces_is_still_echoed(tcp_server) -> None:  # type: ignore[no-untyped-def]
+def test_an_echo_that_arrives_in_pieces_is_still_echoed(tcp_server) -> None:
     def trickle(conn: socket.socket) -> None:
         data = b""
         while len(data) < 12:
@@ -73,7 +73,7 @@ def test_an_echo_that_arrives_in_pieces_is_still_echoed(tcp_server) -> None:  # 
     assert seen["outcome"] == "echoed"
 
 
-def test_other_bytes_back_are_a_mismatch(tcp_server) -> None:  # type: ignore[no-untyped-def]
+def test_other_bytes_back_are_a_mismatch(tcp_server) -> None:
     def shout(conn: socket.socket) -> None:
         conn.sendall(conn.recv(100).upper())
 
@@ -81,7 +81,7 @@ def test_other_bytes_back_are_a_mismatch(tcp_server) -> None:  # type: ignore[no
     assert (seen["outcome"], seen["reply"]) == ("mismatch", "HELLO")
 
 
-def test_a_server_that_closes_without_answering_is_closed(tcp_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_server_that_closes_without_answering_is_closed(tcp_server) -> None:
     def hang_up(conn: socket.socket) -> None:
         conn.recv(100)
 
@@ -89,7 +89,7 @@ def test_a_server_that_closes_without_answering_is_closed(tcp_server) -> None:  
     assert (seen["outcome"], seen["received"]) == ("closed", 0)
 
 
-def test_a_silent_server_is_a_timeout(tcp_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_silent_server_is_a_timeout(tcp_server) -> None:
     done = threading.Event()
     seen = probe("--to", f"127.0.0.1:{tcp_server(lambda conn: done.wait(5))}", "--send", "hi", "--timeout", "0.3")
     done.set()

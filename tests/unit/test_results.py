@@ -14,19 +14,19 @@ def test_an_observation_in_an_assertion_message_says_what_happened() -> None:
                                    "detail": "Connection refused"}, command="python3 -m nodes.probe --to x:7")
     assert str(seen) == ("refused (ECONNREFUSED, peer 198.18.0.2:7, 0.4 ms): Connection refused "
                          "[python3 -m nodes.probe --to x:7]")
-    silent = Observation("error", {"exit_code": 1}, "the program reported no result (exit 1)", reported=False)
-    assert str(silent) == "error: the program reported no result (exit 1)"
+    silent = Observation("error", {"exit_code": 1}, "the program reported no result", reported=False)
+    assert str(silent) == "error (exit 1): the program reported no result"
 
 
 def test_a_new_scenario_result_is_pending_until_concluded() -> None:
-    result = ScenarioResult("tcp-echo", "t", "Binding and interfaces", "e")
-    assert result.status == Status.PENDING
-    result.checks.append(check("a", True))
-    result.conclude()
-    assert result.status == Status.PASSED
-    result.error = "service did not start"
-    result.conclude()
-    assert result.status == Status.FAILED and result.not_ready
+    assert ScenarioResult("tcp-echo", "t", "Binding and interfaces", "e").status == Status.PENDING
+    held = ScenarioResult("tcp-echo", "t", "Binding and interfaces", "e", checks=[check("a", True)])
+    held.conclude()
+    assert held.status == Status.PASSED
+    broken = ScenarioResult("tcp-echo", "t", "Binding and interfaces", "e", checks=[check("a", True)],
+                            error="service did not start")
+    broken.conclude()
+    assert broken.status == Status.FAILED and broken.not_ready
 
 
 def test_the_summary_counts_once_for_every_view() -> None:

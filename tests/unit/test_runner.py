@@ -271,7 +271,7 @@ def test_a_signal_while_a_lab_is_created_waits_until_it_can_be_torn_down_whole()
     started: list[str] = []
 
     class SlowBackend(FakeBackend):
-        def create_lab(self, lab_id, scenario, networks, hosts, on_started=None):  # type: ignore[no-untyped-def]
+        def create_lab(self, lab_id, scenario, networks, hosts, on_started=None):
             os.kill(os.getpid(), signal.SIGINT)  # arrives while the hosts are still being made
             time.sleep(0.3)
             started.append(lab_id)

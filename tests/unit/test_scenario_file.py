@@ -52,7 +52,8 @@ def test_a_scenario_becomes_the_model() -> None:
     own, other = loaded.checks
     assert own.action == Probe(proto="tcp", to="127.0.0.1:65432", send="Hello, world")
     assert (own.hosts, own.expect) == (("server",), Outcome.ECHOED)
-    assert other.action.to == "{server.lan.ipv4}:65432" and other.expect == Outcome.REFUSED
+    assert other.probe is not None and other.probe.to == "{server.lan.ipv4}:65432"
+    assert other.expect == Outcome.REFUSED
 
 
 def test_explicit_subnets_and_conditions_are_read(tmp_path: Path) -> None:
