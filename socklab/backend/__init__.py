@@ -1,11 +1,22 @@
 """Backends realise a lab (networks and hosts) on some engine.
 
 The rest of socklab sees only the small interface in ``base``: create a lab,
-exec on a host, copy files out, tear down, find what is running. Docker is
+exec on a host, copy files in and out, tear down, find what is running. Docker is
 the one backend today; a remote engine or network namespaces would slot in
 beside it.
 """
 
-from socklab.backend.base import Backend, ExecResult, HostHandle, HostInfo, Interface, LabSummary
+from socklab.backend.base import (
+    Backend,
+    ExecResult,
+    HostHandle,
+    HostInfo,
+    ImageProblem,
+    Interface,
+    LabSummary,
+    MissingPath,
+    PathInfo,
+)
 
-__all__ = ["Backend", "ExecResult", "HostHandle", "HostInfo", "Interface", "LabSummary"]
+__all__ = ["Backend", "ExecResult", "HostHandle", "HostInfo", "ImageProblem", "Interface", "LabSummary",
+           "MissingPath", "PathInfo"]

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from socklab.errors import SocklabError
 from socklab.model import Host, Network
 
 
@@ -59,12 +60,46 @@ class LabSummary:
     owner: str = ""  # who made it (socklab.constants.owner()); "" for a lab made before labs had owners
 
 
+@dataclass(frozen=True)
+class PathInfo:
+    """What is at a path on a host, as the engine sees it."""
+
+    name: str
+    size: int
+    is_dir: bool
+    link_target: str = ""  # for a symbolic link: where it points
+
+
+IMAGE_FIX = ('build it FROM socklab-node: image = { build = "FOLDER" }, with a Dockerfile in FOLDER starting '
+             '"FROM socklab-node" (it builds with no registry)')
+
+
+class ImageProblem(SocklabError):
+    """A host's own image is not on the engine, does not build, or lacks what a lab host needs (exit 2).
+
+    The message names the key (``hosts.NAME.image``) and the fix; whatever
+    the lab had made is torn down.
+    """
+
+
+class MissingPath(SocklabError):
+    """A path asked for on a host is not there (exit 2)."""
+
+
 Progress = Callable[[str], None]
 
 
 class Backend(Protocol):
     def ensure_image(self, progress: Progress) -> str:
         """Make sure the node image exists (building it if needed); return its name."""
+
+    def host_images(self, hosts: Iterable[Host], progress: Progress) -> dict[str, str]:
+        """Make sure the images of hosts that have their own (``Host.image``) are there; return them by host.
+
+        An image named must already be on the engine; one to build is built
+        from its folder, unless an image of the same content exists. Raises
+        ImageProblem naming ``hosts.NAME.image`` before anything is created.
+        """
 
     def create_lab(
         self, lab_id: str, scenario: str, networks: Iterable[Network], hosts: Iterable[Host],
@@ -88,6 +123,22 @@ class Backend(Protocol):
 
     def read_files(self, handle: HostHandle, path: str) -> dict[str, bytes]:
         """Every regular file under ``path`` on a host, by name relative to it."""
+
+    def path_info(self, handle: HostHandle, path: str) -> PathInfo | None:
+        """What is at ``path`` on a host (a link is not followed), or None if nothing is."""
+
+    def put_archive(self, handle: HostHandle, path: str, data: bytes) -> None:
+        """Unpack a tar into the folder ``path`` on a host, as the tar's owners and modes say.
+
+        The engine unpacks it, not a program of the host. Raises MissingPath
+        if the folder is not there.
+        """
+
+    def get_archive(self, handle: HostHandle, path: str) -> bytes:
+        """A tar of ``path`` on a host (a file, or a folder and all it holds), its first entry named after it.
+
+        Raises MissingPath if nothing is there.
+        """
 
     def destroy_lab(self, lab_id: str) -> int:
         """Remove everything labelled with this lab id; return how many resources went."""

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import inspect
 import json
+import posixpath
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from socklab.backend import Backend, ExecResult, HostHandle, HostInfo, Interface, LabSummary
+from socklab.backend import Backend, ExecResult, HostHandle, HostInfo, Interface, LabSummary, MissingPath, PathInfo
 from socklab.backend.base import Progress
 from socklab.errors import SocklabError
 from socklab.model import Host, Network
@@ -40,10 +41,23 @@ class FakeBackend(Backend):
         self.alive: set[str] = set()
         self.removal_seen_after: dict[str, int] = {}
         """host -> how many more lookups still find it running, for a host removed under the run."""
+        self.folders: set[str] = {"/", "/lab", "/lab/log", "/lab/run", "/opt", "/opt/socklab", "/tmp"}
+        """Folders every host has, as far as ``path_info`` tells."""
+        self.put: list[tuple[str, str, bytes]] = []
+        """Every archive put on a host: (host, folder, tar)."""
+        self.archives: dict[tuple[str, str], bytes] = {}
+        """What ``get_archive`` answers, by (host, path): a tar the test made."""
 
     def ensure_image(self, progress: Progress) -> str:
         self.calls.append(("ensure_image",))
         return "fake:image"
+
+    def host_images(self, hosts: Iterable[Host], progress: Progress) -> dict[str, str]:
+        """Every host's own image is there: named ``fake:HOST`` (a call is recorded only if a host has one)."""
+        images = {host.name: f"fake:{host.name}" for host in hosts if host.image}
+        if images:
+            self.calls.append(("host_images", sorted(images)))
+        return images
 
     def create_lab(self, lab_id: str, scenario: str, networks: Iterable[Network], hosts: Iterable[Host],
                    on_started: Callable[[HostInfo], None] | None = None) -> dict[str, HostInfo]:
@@ -76,6 +90,24 @@ class FakeBackend(Backend):
     def read_files(self, handle: HostHandle, path: str) -> dict[str, bytes]:
         self.calls.append(("read_files", handle.host, path))
         return {}
+
+    def path_info(self, handle: HostHandle, path: str) -> PathInfo | None:
+        self.calls.append(("path_info", handle.host, path))
+        if path in self.folders:
+            return PathInfo(posixpath.basename(path) or "/", 4096, True)
+        return None
+
+    def put_archive(self, handle: HostHandle, path: str, data: bytes) -> None:
+        self.calls.append(("put_archive", handle.host, path))
+        if path not in self.folders:
+            raise MissingPath(f"host {handle.host!r} has no folder {path}")
+        self.put.append((handle.host, path, data))
+
+    def get_archive(self, handle: HostHandle, path: str) -> bytes:
+        self.calls.append(("get_archive", handle.host, path))
+        if (handle.host, path) not in self.archives:
+            raise MissingPath(f"host {handle.host!r} has no {path}")
+        return self.archives[handle.host, path]
 
     def destroy_lab(self, lab_id: str) -> int:
         self.calls.append(("destroy_lab", lab_id))

@@ -9,15 +9,19 @@ lab is created).
 
 from __future__ import annotations
 
+import base64
 import io
 import ipaddress
+import json
 import socket
 import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, cast
+from urllib.parse import quote
 
 from docker.errors import APIError, NotFound
 from docker.types import IPAMConfig, IPAMPool
@@ -25,10 +29,21 @@ from docker.utils.socket import consume_socket_output, demux_adaptor, frames_ite
 
 import docker
 from socklab.backend import subnets
-from socklab.backend.base import ExecResult, HostHandle, HostInfo, Interface, LabSummary, Progress
+from socklab.backend.base import (
+    IMAGE_FIX,
+    ExecResult,
+    HostHandle,
+    HostInfo,
+    ImageProblem,
+    Interface,
+    LabSummary,
+    MissingPath,
+    PathInfo,
+    Progress,
+)
 from socklab.backend.docker import terminal
 from socklab.backend.docker.engine import connect, engine_errors
-from socklab.backend.docker.images import ImageBuilder
+from socklab.backend.docker.images import ImageBuilder, OwnImages
 from socklab.concurrency import parallel_map
 from socklab.constants import (
     LAB_HOME,
@@ -57,6 +72,11 @@ SYSCTLS = {
     "net.ipv4.ip_unprivileged_port_start": "0",  # the lab user may serve on port 80 in a lesson
     "net.ipv6.conf.lo.disable_ipv6": "0",  # ::1 on every host, even one on no IPv6 network
 }
+# Every host's main process, whatever its image says (an image of one's own
+# may have an ENTRYPOINT or a CMD): the lab starts programs as services.
+MAIN_PROCESS = ["sleep", "infinity"]
+GO_MODE_DIR = 1 << 31  # the engine's file modes are Go's os.FileMode
+PATH_STAT_HEADER = "X-Docker-Container-Path-Stat"
 
 
 @dataclass(frozen=True)
@@ -95,6 +115,7 @@ class DockerBackend:
     def __init__(self, client: docker.DockerClient | None = None) -> None:
         self._client = client
         self._image: str | None = None
+        self._own_images: OwnImages | None = None
         self._allocating = threading.Lock()
 
     @property
@@ -115,15 +136,28 @@ class DockerBackend:
                 self._image = ImageBuilder(self.client).ensure(progress)
         return self._image
 
+    def host_images(self, hosts: Iterable[Host], progress: Progress) -> dict[str, str]:
+        own = [host for host in hosts if host.image]
+        if not own:
+            return {}
+        node_image = self.ensure_image(progress)
+        if self._own_images is None:
+            self._own_images = OwnImages(self.client)
+        builder = self._own_images
+        with engine_errors("preparing the hosts' own images"):
+            return {host.name: builder.ensure(host.name, host.image, node_image, progress)
+                    for host in own if host.image}
+
     # -- labs ----------------------------------------------------------------
 
     def create_lab(
         self, lab_id: str, scenario: str, networks: Iterable[Network], hosts: Iterable[Host],
         on_started: Callable[[HostInfo], None] | None = None,
     ) -> dict[str, HostInfo]:
-        image = self.ensure_image(lambda message: None)
-        labels = {LABEL_LAB: lab_id, LABEL_SCENARIO: scenario, LABEL_OWNER: owner()}
         hosts = list(hosts)
+        image = self.ensure_image(lambda message: None)
+        images = self.host_images(hosts, lambda message: None)  # before anything is made: a bad one makes nothing
+        labels = {LABEL_LAB: lab_id, LABEL_SCENARIO: scenario, LABEL_OWNER: owner()}
         with engine_errors(f"creating lab {lab_id}"):
             created = {net.name: self._create_network(lab_id, net, labels) for net in networks}
             plans = []
@@ -147,7 +181,7 @@ class DockerBackend:
 
             def bring_up(plan: tuple[Host, list[_Attachment]]) -> HostInfo:
                 host, attachments = plan
-                container = self._create_host(image, lab_id, labels, host, attachments)
+                container = self._create_host(images.get(host.name, image), lab_id, labels, host, attachments)
                 info = HostInfo(HostHandle(lab_id, host.name, container),
                                 {a.interface.network: a.interface for a in attachments})
                 if on_started:
@@ -215,17 +249,25 @@ class DockerBackend:
         )
         networking = None
         if first:
-            networking = self.api.create_networking_config({first.network: self._endpoint(first, host.name)})
-        container = self.api.create_container(
+            networking = self.api.create_networking_config(
+                cast(Any, {first.network: self._endpoint(first, host.name)}))
+        container: str = self.api.create_container(
             image, name=f"{PROJECT}-{lab_id}-{host.name}", hostname=host.name, labels=labels | {LABEL_HOST: host.name},
-            host_config=host_config, networking_config=networking, detach=True,
+            host_config=host_config, networking_config=networking, detach=True, entrypoint=[""], command=MAIN_PROCESS,
         )["Id"]
         for attachment in rest:
             self.api.connect_container_to_network(
                 container, attachment.network, ipv4_address=attachment.interface.ipv4,
                 ipv6_address=attachment.interface.ipv6, aliases=[host.name],
             )
-        self.api.start(container)
+        try:
+            self.api.start(container)
+        except APIError as exc:
+            why = str(exc.explanation or exc)
+            if host.image and "executable file not found" in why:
+                raise ImageProblem(f"hosts.{host.name}.image: {host.image} cannot run a lab host, whose main process "
+                                   f"is `{' '.join(MAIN_PROCESS)}`: {why}. Fix: {IMAGE_FIX}") from None
+            raise
         return container
 
     def _endpoint(self, attachment: _Attachment, alias: str) -> Any:
@@ -267,12 +309,16 @@ class DockerBackend:
         untar per call).
         """
         stream = self.api.exec_start(exec_id, socket=True)
-        sock = getattr(stream, "_sock", stream)
+        sock: Any = getattr(stream, "_sock", stream)
         try:
-            sock.sendall(data)
-            sock.shutdown(socket.SHUT_WR)
-            frames = (demux_adaptor(*frame) for frame in frames_iter(stream, tty=False))
-            return consume_socket_output(frames, demux=True)
+            try:
+                sock.sendall(data)
+                sock.shutdown(socket.SHUT_WR)
+            except (BrokenPipeError, ConnectionResetError):  # it exited without reading it all: its output says why
+                pass
+            frames = (demux_adaptor(*frame) for frame in frames_iter(stream, tty=False))  # type: ignore[no-untyped-call]
+            output: tuple[bytes | None, bytes | None] = consume_socket_output(frames, demux=True)
+            return output
         finally:
             sock.close()
 
@@ -289,6 +335,35 @@ class DockerBackend:
                 if member.isfile() and (content := tar.extractfile(member)):
                     files[member.name.partition("/")[2] or member.name] = content.read()
         return files
+
+    def path_info(self, handle: HostHandle, path: str) -> PathInfo | None:
+        """The engine's stat of a path in a container (HEAD on its archive endpoint: nothing is copied)."""
+        url = f"{self.api.base_url}/v{self.api.api_version}/containers/{quote(handle.ref, safe='')}/archive"
+        with engine_errors(f"looking at {path} on {handle.host}"):
+            response = self.api.head(url, params={"path": path}, timeout=self.api.timeout)
+        if response.status_code == 404:
+            return None
+        if not response.ok or PATH_STAT_HEADER not in response.headers:
+            raise EnvironmentProblem(f"The Docker engine refused to look at {path} on {handle.host}: "
+                                     f"{response.status_code} {response.reason}")
+        found = json.loads(base64.b64decode(response.headers[PATH_STAT_HEADER]))
+        return PathInfo(str(found.get("name", "")), int(found.get("size", 0)),
+                        bool(int(found.get("mode", 0)) & GO_MODE_DIR), str(found.get("linkTarget", "")))
+
+    def put_archive(self, handle: HostHandle, path: str, data: bytes) -> None:
+        with engine_errors(f"copying files to {path} on {handle.host}"):
+            try:
+                self.api.put_archive(handle.ref, path, data)
+            except NotFound:
+                raise MissingPath(f"host {handle.host!r} has no folder {path}") from None
+
+    def get_archive(self, handle: HostHandle, path: str) -> bytes:
+        with engine_errors(f"copying {path} from {handle.host}"):
+            try:
+                stream, _ = self.api.get_archive(handle.ref, path)
+                return b"".join(stream)
+            except NotFound:
+                raise MissingPath(f"host {handle.host!r} has no {path}") from None
 
     def find_host(self, host: str, lab_id: str | None = None) -> HostHandle:
         filters = [f"{LABEL_HOST}={host}"] + ([f"{LABEL_LAB}={lab_id}"] if lab_id else [LABEL_LAB])
@@ -342,18 +417,21 @@ class DockerBackend:
         with engine_errors("tearing down"):
             for sweep in range(REMOVAL_ATTEMPTS):
                 containers = self.api.containers(all=True, filters={"label": label})
-                removed += sum(parallel_map(
-                    lambda c: _remove(lambda: self.api.remove_container(c["Id"], force=True, v=True)), containers))
+
+                def remove_container(container: dict[str, Any]) -> bool:
+                    return _remove(lambda: self.api.remove_container(container["Id"], force=True, v=True))
+
+                removed += sum(parallel_map(remove_container, containers))
                 busy = False
                 for network in self.api.networks(filters={"label": label}):
                     try:
-                        removed += _remove(lambda n=network: self.api.remove_network(n["Id"]))
+                        removed += _remove(partial(self.api.remove_network, network["Id"]))
                     except APIError as exc:
                         if exc.status_code != 403 or sweep == REMOVAL_ATTEMPTS - 1:  # 403: active endpoints
                             raise
                         busy = True
                 for volume in self.api.volumes(filters={"label": label}).get("Volumes") or []:
-                    removed += _remove(lambda v=volume: self.api.remove_volume(v["Name"], force=True))
+                    removed += _remove(partial(self.api.remove_volume, volume["Name"], force=True))
                 if not busy:
                     break
         return removed
