@@ -19,16 +19,18 @@ import shlex
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from socklab import capture, commands, events, preparation, programs
 from socklab.addressing import AddressBook
-from socklab.backend import Backend, ExecResult, HostInfo
+from socklab.backend import Backend, ExecResult, HostHandle, HostInfo
 from socklab.concurrency import parallel_map
 from socklab.constants import LAB_HOME, LAB_USER
 from socklab.errors import EnvironmentProblem, LabError, SocklabError
+from socklab.files import Copy, archive, contents, host_path, missing_parents
 from socklab.interrupts import Interruptions
-from socklab.model import Argv, Command, Host, Network, Probe, Run, Service, ShellLine
+from socklab.model import Argv, Command, FileCopy, Host, Network, Probe, Run, Service, ShellLine
 from socklab.results import NOT_FOUND, TIMED_OUT, HostAddresses, Observation, ServiceResult
 
 CUT_SHORT = (126, 137)  # a command the engine could not start, or that SIGKILL ended: what a host removal does
@@ -57,9 +59,9 @@ def observe(result: ExecResult, argv: Sequence[str]) -> Observation:
     if result.exit_code == TIMED_OUT:
         reason = "the program overran its time limit and was stopped"
     elif result.exit_code == NOT_FOUND:
-        reason = "the command is not on the host (exit 127)"
+        reason = "the command is not on the host"
     else:
-        reason = f"the program reported no result (exit {result.exit_code})"
+        reason = "the program reported no result"  # its exit status is in the evidence
     stderr = result.stderr.strip()[-800:]
     return Observation("error", {"exit_code": result.exit_code}, f"{reason}{': ' + stderr if stderr else ''}",
                        command, reported=False, exit_code=result.exit_code, stdout=stdout, stderr=stderr)
@@ -93,13 +95,21 @@ class Lab:
         listener: events.Listener = events.ignore,
         keep: bool = False,
         extra_files: dict[str, bytes] | None = None,
+        files: Sequence[FileCopy] = (),
     ) -> Iterator[Lab]:
         """Bring the hosts up and prepared; tear them down on exit unless ``keep``.
 
+        ``files`` go to every host (a scenario's ``files``), before each
+        host's own (``Host.files``): a host's own copy to the same path wins.
+        Hosts with an image of their own (``Host.image``) get it first,
+        built if need be, before anything is created (a missing image or a
+        failed build makes nothing: ``ImageProblem``, exit 2).
+
         Creating and tearing down hold SIGINT and SIGTERM until they are done
         (``Interruptions.holding``), so a signal never leaves a host being made
-        after its lab was removed. Teardown goes by the lab's label, so it also
-        removes what a creation cut short by an error left half made.
+        after its lab was removed; an image build comes before, and a signal
+        stops it. Teardown goes by the lab's label, so it also removes what a
+        creation cut short by an error left half made.
         """
         guard = interruptions or Interruptions()
         lab_id = f"{name}-{secrets.token_hex(3)}"
@@ -107,11 +117,22 @@ class Lab:
         try:
             guard.checkpoint()
             listener(events.PhaseStarted(name, "hosts"))
-            archive, prepared = programs.archive(extra_files), {}
+            backend.host_images(hosts.values(), lambda text: listener(events.Note(text)))
+            guard.checkpoint()
+            nodes, prepared = programs.archive(extra_files), {}
+            copies = {host: [Copy(copy.target, copy.source, copy.read_only) for copy in (*files, *spec.files)]
+                      for host, spec in hosts.items()}
 
             def get_ready(info: HostInfo) -> None:  # on each host's thread, as soon as it runs
                 host = info.handle.host
-                prepared[host] = preparation.install(backend, info, hosts[host], dict(networks), archive)
+
+                def prepare() -> None:
+                    prepared[host] = preparation.install(backend, info, hosts[host], dict(networks), nodes)
+
+                # Side by side: the engine unpacks the host's files while the host runs its script. That
+                # script checks first that the host has what it needs: its failure is the one to tell.
+                steps = [prepare] + ([lambda: put(backend, info.handle, copies[host])] if copies[host] else [])
+                parallel_map(lambda step: step(), steps)
 
             with guard.holding():  # a signal now could leave a host being created after the teardown
                 infos = backend.create_lab(lab_id, name, networks.values(), hosts.values(), on_started=get_ready)
@@ -145,6 +166,34 @@ class Lab:
         if host not in self.infos:
             raise SocklabError(f"lab {self.id} has no host {host!r} (it has {', '.join(self.infos)})")
         return self.backend.exec(self.infos[host].handle, argv, user=user, detach=detach)
+
+    def put(self, host: str, source: Path | str | bytes, target: str, *, read_only: bool = False) -> None:
+        """Put a local file or folder (or ``bytes``, as the content of one file) at ``target`` on ``host``.
+
+        As a scenario's ``files`` do: ``target`` is the path it gets (a
+        relative one is under /lab), not a folder to put it into; it belongs
+        to the lab user, and folders above it the host lacks are made for
+        the lab user. ``read_only``: root's, group lab, no write bit at all,
+        so that the lab user can read it but not change it. Links inside a
+        folder stay links. The engine unpacks it (its archive API).
+        """
+        where = Path(source) if isinstance(source, str) else source
+        if isinstance(where, Path) and not where.exists():
+            raise SocklabError(f"{where}: no such file or folder here")
+        put(self.backend, self._handle(host), [Copy(host_path(target), where, read_only)])
+
+    def get(self, host: str, path: str) -> bytes | dict[str, bytes]:
+        """What is at ``path`` on ``host`` (relative: under /lab): a file's bytes, or for a folder every regular
+        file in it (at any depth) by its path relative to the folder, ``{"sub/name.txt": b"..."}``.
+
+        Raises MissingPath (exit 2) if nothing is there.
+        """
+        return contents(self.backend.get_archive(self._handle(host), host_path(path)))
+
+    def _handle(self, host: str) -> HostHandle:
+        if host not in self.infos:
+            raise SocklabError(f"lab {self.id} has no host {host!r} (it has {', '.join(self.infos)})")
+        return self.infos[host].handle
 
     def run_setup(self) -> None:
         """Each host's ``setup`` lines (as root, references rendered), hosts side by side."""
@@ -309,6 +358,17 @@ def _command(command: Run | str | Sequence[str] | None, shell: str | None) -> Ru
         return Command.parse(command)
     assert command is not None  # shell is None, so command is not
     return Argv(tuple(command))
+
+
+def put(backend: Backend, handle: HostHandle, copies: Sequence[Copy]) -> None:
+    """Put files on a host in one archive, which the engine unpacks at /, with the folders above them it lacks.
+
+    One look per distinct folder above the copies (the engine's stat of a
+    path, no command on the host) tells which folders are missing.
+    """
+    parents = missing_parents([copy.target for copy in copies],
+                              lambda folder: backend.path_info(handle, folder) is not None)
+    backend.put_archive(handle, "/", archive(copies, parents))
 
 
 def _teardown(backend: Backend, lab_id: str) -> None:
