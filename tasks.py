@@ -218,6 +218,15 @@ def _after_dashes(c: Context) -> list[str]:
     return shlex.split(c.remainder or "")
 
 
+@task(help={"source": "what to copy: a local path, or HOST:PATH on a host of the running lab",
+            "target": "where to: HOST:PATH, or a local path (an existing folder: into it)",
+            "lab": "which lab, if several are up"})
+@_friendly
+def cp(c: Context, source: str, target: str, lab: str = "") -> None:
+    """Copy a file or folder to or from a host of a running lab: invoke cp app server:/lab/app"""
+    out.print(api.copy(source, target, lab_id=lab or None), highlight=False)
+
+
 @task(name="capture", help={"host": "a host of the running lab", "lab": "which lab, if several are up",
                             "interface": "interface to record: any (default), lo, eth0 ...",
                             "output": "pcap file to write (default: results/capture-HOST-TIME.pcap)"})

@@ -7,15 +7,17 @@ validated before the backend is touched, so bad input creates nothing.
 
 from __future__ import annotations
 
+import posixpath
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from socklab import capture as capture_commands
-from socklab import catalogue, events, reports, runner, schema
+from socklab import catalogue, events, files, reports, runner, schema
 from socklab import scenario as scenario_file
 from socklab.backend import Backend, ExecResult, LabSummary
 from socklab.constants import CATALOGUE_DIR, LAB_USER, owner
-from socklab.errors import UsageError
+from socklab.errors import SocklabError, UsageError
 from socklab.interrupts import Interruptions, calling_on_signals
 from socklab.lab import Lab
 from socklab.model import Scenario
@@ -156,3 +158,55 @@ def shell(host: str, *, lab_id: str | None = None, user: str = LAB_USER, backend
     backend = backend or default_backend()
     handle = backend.find_host(host, lab_id)
     return backend.shell(handle, ["bash", "-l"], user=user)
+
+
+HOST_PATH = re.compile(r"([a-z][a-z0-9-]{0,30}):(.*)", re.DOTALL)  # HOST:PATH, as docker cp writes CONTAINER:PATH
+
+
+def copy(source: str, target: str, *, lab_id: str | None = None, backend: Backend | None = None) -> str:
+    """Copy a file or folder between this machine and a host of a running lab (``invoke cp``); say what was done.
+
+    One side is ``HOST:PATH`` (a relative PATH is under /lab), the other a
+    local path (write ``./a:b`` for a local name with a colon). As ``docker
+    cp`` does: onto an existing folder, the copy goes inside it under its
+    own name; otherwise it takes the name given, in a folder that must
+    exist. To a host, the copy belongs to the lab user; from a host, owners
+    are not kept. Links inside folders stay links. Through the engine's
+    archive API, so a remote engine works too.
+
+    Raises UsageError for two local or two host paths, SocklabError (exit
+    2) for a local path or a host path that is not there.
+    """
+    from_host, to_host = HOST_PATH.fullmatch(source), HOST_PATH.fullmatch(target)
+    if bool(from_host) == bool(to_host):
+        raise UsageError("SOURCE TARGET", f"{'both' if from_host else 'neither'} of {source!r} and {target!r} "
+                         "name a host", "give one HOST:PATH and one local path, as in `invoke cp app server:/lab/app` "
+                         "or `invoke cp server:/lab/log ./logs`")
+    backend = backend or default_backend()
+    if to_host:
+        local = Path(source)
+        if not local.exists():
+            raise SocklabError(f"{source}: no such file or folder here")
+        host = to_host.group(1)
+        handle = backend.find_host(host, lab_id)
+        where = files.host_path(to_host.group(2) or ".")
+        found = backend.path_info(handle, where)
+        if found and found.is_dir:
+            where = posixpath.join(where, local.resolve().name)
+        elif backend.path_info(handle, folder := posixpath.dirname(where)) is None:
+            raise SocklabError(f"host {host!r} has no folder {folder} to put {source} in (make it first: "
+                               f"`invoke exec {host} -- mkdir -p {folder}`, with --root outside /lab)")
+        backend.put_archive(handle, "/", files.archive([files.Copy(where, local)]))
+        return f"copied {source} to {host}:{where}"
+    assert from_host is not None  # exactly one side is a host
+    host = from_host.group(1)
+    handle = backend.find_host(host, lab_id)
+    path = files.host_path(from_host.group(2) or ".")
+    data = backend.get_archive(handle, path)  # MissingPath if it is not there
+    local = Path(target)
+    if local.is_dir():
+        local = local / (posixpath.basename(path) or host)
+    elif not local.parent.is_dir():
+        raise SocklabError(f"{local.parent}: no such folder here to put {host}:{path} in")
+    files.extract(data, local)
+    return f"copied {host}:{path} to {local}"
