@@ -224,7 +224,7 @@ def _after_dashes(c: Context) -> list[str]:
 @_friendly
 def cp(c: Context, source: str, target: str, lab: str = "") -> None:
     """Copy a file or folder to or from a host of a running lab: invoke cp app server:/lab/app"""
-    out.print(api.copy(source, target, lab_id=lab or None), highlight=False)
+    out.print(escape(api.copy(source, target, lab_id=lab or None)), highlight=False)
 
 
 @task(name="capture", help={"host": "a host of the running lab", "lab": "which lab, if several are up",
