@@ -125,14 +125,9 @@ class Lab:
 
             def get_ready(info: HostInfo) -> None:  # on each host's thread, as soon as it runs
                 host = info.handle.host
-
-                def prepare() -> None:
-                    prepared[host] = preparation.install(backend, info, hosts[host], dict(networks), nodes)
-
-                # Side by side: the engine unpacks the host's files while the host runs its script. That
-                # script checks first that the host has what it needs: its failure is the one to tell.
-                steps = [prepare] + ([lambda: put(backend, info.handle, copies[host])] if copies[host] else [])
-                parallel_map(lambda step: step(), steps)
+                prepared[host] = preparation.install(backend, info, hosts[host], dict(networks), nodes)
+                if copies[host]:  # after the script, which refuses a host lacking what it needs
+                    put(backend, info.handle, copies[host])
 
             with guard.holding():  # a signal now could leave a host being created after the teardown
                 infos = backend.create_lab(lab_id, name, networks.values(), hosts.values(), on_started=get_ready)

@@ -27,6 +27,11 @@ other hosts' addresses), in a second script.
 4. The host reports its interfaces (``ip -j address show``, after step 2
    settled the link-local addresses), so that the lab knows every interface
    name and fe80:: address without ever asking again (``socklab.addressing``).
+
+Then, on the same thread, the host's own files arrive (``Lab.open``): the
+engine unpacks them (``socklab.files``), since root on a lab host may
+neither chown nor write into the lab user's folders (no CAP_CHOWN, no
+CAP_DAC_OVERRIDE), so this script could not give them their owners.
 """
 
 from __future__ import annotations
