@@ -233,11 +233,15 @@ def extract(data: bytes, target: Path) -> int:
         root = members[0].name
         renamed = []
         for member in members:
-            if member.name != root and not member.name.startswith(f"{root}/"):
+            if (member.name != root and not member.name.startswith(f"{root}/")) or ".." in member.name.split("/"):
                 raise SocklabError(f"the engine sent an entry outside {root}: {member.name}")
-            renamed.append(member.replace(name=target.name + member.name[len(root):], deep=False))
+            member.name = target.name + member.name[len(root):]
+            renamed.append(member)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tar.extractall(target.parent, members=renamed, filter="tar")
+        if hasattr(tarfile, "tar_filter"):  # Python 3.11.4 and later
+            tar.extractall(target.parent, members=renamed, filter="tar")
+        else:
+            tar.extractall(target.parent, members=renamed)
         return len(renamed)
 
 
