@@ -97,7 +97,7 @@ def up(scenario: Scenario, *, backend: Backend | None = None,
     backend.ensure_image(lambda text: listener(events.Note(text)))
     guard = Interruptions()
     with guard.installed(), Lab.open(backend, scenario.name, scenario.networks, scenario.hosts, keep=True,
-                                     interruptions=guard, listener=listener) as lab:
+                                     interruptions=guard, listener=listener, files=scenario.files) as lab:
         running = RunningLab(lab.id, scenario.name, lab.addresses(), notes=lab.notes)
         running.services = [lab.require(service) for service in scenario.services]
     return running

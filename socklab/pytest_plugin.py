@@ -30,7 +30,7 @@ from socklab import catalogue
 from socklab.backend import Backend
 from socklab.errors import EnvironmentProblem
 from socklab.lab import Lab
-from socklab.model import Host, Network, Scenario
+from socklab.model import FileCopy, Host, Image, Network, Scenario
 
 LabFactory = Callable[..., Lab]
 
@@ -66,35 +66,74 @@ def _lab_name(test_name: str) -> str:
     return f"t-{slug}" if not slug[:1].isalpha() else slug
 
 
-def _inline(hosts: Mapping[str, Sequence[str]], networks: Mapping[str, Network] | Sequence[str] | None
-            ) -> tuple[dict[str, Network], dict[str, Host]]:
-    """``hosts={"server": ["lan"]}``; networks named by hosts are dual-stack unless given as Network objects."""
+def _inline(hosts: Mapping[str, Sequence[str]], networks: Mapping[str, Network] | Sequence[str] | None,
+            images: Mapping[str, str | Path | Image], here: Path) -> tuple[dict[str, Network], dict[str, Host]]:
+    """``hosts={"server": ["lan"]}``; networks named by hosts are dual-stack unless given as Network objects.
+
+    ``images={"server": "name:tag"}`` gives a host an image already on the
+    engine; a ``Path`` (relative to the test file) names a folder with a
+    Dockerfile to build it from.
+    """
     declared = dict(networks) if isinstance(networks, Mapping) else {n: Network(n) for n in networks or ()}
     for attached in hosts.values():
         for name in attached:
             declared.setdefault(name, Network(name))
-    return declared, {name: Host(name, tuple(attached)) for name, attached in hosts.items()}
+    unknown = set(images) - set(hosts)
+    if unknown:
+        raise TypeError(f"image= names hosts that hosts= does not: {', '.join(sorted(unknown))}")
+    return declared, {name: Host(name, tuple(attached), image=_image(images.get(name), here))
+                      for name, attached in hosts.items()}
+
+
+def _image(given: str | Path | Image | None, here: Path) -> Image | None:
+    if given is None or isinstance(given, Image):
+        return given
+    if isinstance(given, Path):
+        return Image(build=given if given.is_absolute() else here / given)
+    return Image(name=given)
+
+
+def _files(given: Mapping[str, str | Path], here: Path) -> tuple[FileCopy, ...]:
+    """``files={"/lab/app": "app/"}``: sources relative to the test file's folder, as a scenario's are to its own."""
+    copies = []
+    for target, source in given.items():
+        path = Path(source) if Path(source).is_absolute() else here / source
+        if not path.exists():
+            raise FileNotFoundError(f"files={{{target!r}: {str(source)!r}}}: {path} does not exist")
+        copies.append(FileCopy(target, path))
+    return tuple(copies)
 
 
 @contextlib.contextmanager
-def _factory(backend: Backend, test_name: str) -> Iterator[LabFactory]:
+def _factory(backend: Backend, test_name: str, here: Path) -> Iterator[LabFactory]:
     with contextlib.ExitStack() as labs:
 
         def make(scenario: str | Path | Scenario | None = None, *,
                  hosts: Mapping[str, Sequence[str]] | None = None,
                  networks: Mapping[str, Network] | Sequence[str] | None = None,
+                 files: Mapping[str, str | Path] | None = None,
+                 image: Mapping[str, str | Path | Image] | None = None,
                  start_services: bool = True, **options: Any) -> Lab:
-            """A lab from a scenario (name, file or object), or from ``hosts`` and ``networks`` given inline."""
+            """A lab from a scenario (name, file or object), or from ``hosts`` and ``networks`` given inline.
+
+            ``files`` go onto every host (``{"/lab/app": "app/"}``, relative to
+            the test file); ``image`` gives hosts images of their own.
+            """
+            copies = _files(files or {}, here)
             if scenario is not None:
+                if isinstance(scenario, str | Path) and str(scenario).endswith(".toml") and (here / scenario).exists():
+                    scenario = here / scenario  # a scenario file beside the test
                 loaded = scenario if isinstance(scenario, Scenario) else catalogue.load([str(scenario)])[0]
-                lab = labs.enter_context(Lab.open(backend, loaded.name, loaded.networks, loaded.hosts, **options))
+                lab = labs.enter_context(Lab.open(backend, loaded.name, loaded.networks, loaded.hosts,
+                                                  files=(*loaded.files, *copies), **options))
                 for service in loaded.services if start_services else ():
                     lab.require(service)
                 return lab
             if not hosts:
                 raise TypeError("socklab_lab() needs a scenario, or hosts={name: [networks]}")
-            declared, made = _inline(hosts, networks)
-            return labs.enter_context(Lab.open(backend, _lab_name(test_name), declared, made, **options))
+            declared, made = _inline(hosts, networks, image or {}, here)
+            return labs.enter_context(Lab.open(backend, _lab_name(test_name), declared, made, files=copies,
+                                               **options))
 
         yield make
 
@@ -102,12 +141,12 @@ def _factory(backend: Backend, test_name: str) -> Iterator[LabFactory]:
 @pytest.fixture
 def socklab_lab(socklab_backend: Backend, request: pytest.FixtureRequest) -> Iterator[LabFactory]:
     """Bring labs up for this test; all of them are torn down when it ends."""
-    with _factory(socklab_backend, request.node.name) as make:
+    with _factory(socklab_backend, request.node.name, request.path.parent) as make:
         yield make
 
 
 @pytest.fixture(scope="module")
 def socklab_module_lab(socklab_backend: Backend, request: pytest.FixtureRequest) -> Iterator[LabFactory]:
     """The same, for labs shared by a module's tests (brought up once, torn down after the last test)."""
-    with _factory(socklab_backend, request.module.__name__.rsplit(".", 1)[-1]) as make:
+    with _factory(socklab_backend, request.module.__name__.rsplit(".", 1)[-1], request.path.parent) as make:
         yield make

@@ -78,7 +78,11 @@ class Observation:
         facts = evidence_facts(self.evidence)
         why = self.detail or self.evidence.get("detail") or ""
         text = self.outcome + (f" ({', '.join(facts)})" if facts else "") + (f": {why}" if why else "")
-        return text + (f" [{self.command}]" if self.command else "")
+        text += f" [{self.command}]" if self.command else ""
+        if not self.reported:  # a command judged by what it printed: show the end of it
+            text += "".join(f"\n{name}: {tail[-300:]!r}" for name, tail in (("stdout", self.stdout),
+                                                                          ("stderr", self.stderr)) if tail)
+        return text
 
 
 @dataclass

@@ -66,7 +66,7 @@ def run_scenario(
     try:
         result.implementations = {s.impl.role: s.impl.source for s in scenario.services if s.impl}
         with Lab.open(backend, scenario.name, scenario.networks, scenario.hosts, interruptions=guard,
-                      listener=clock, extra_files=grading.files(scenario)) as lab:
+                      listener=clock, extra_files=grading.files(scenario), files=scenario.files) as lab:
             result.lab_id, result.hosts, result.notes = lab.id, lab.addresses(), lab.notes
             if capture:
                 lab.start_capture()

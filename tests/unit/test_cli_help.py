@@ -14,7 +14,7 @@ from tests.helpers import ROOT, invoke
 NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}  # reaching for an engine would fail differently
 BAD = sorted((ROOT / "tests" / "unit" / "bad_scenarios").glob("*.toml"))
 
-TASKS = ("bench", "build", "capture", "clean", "docs", "down", "exec", "explain", "labs", "list", "run", "schema",
+TASKS = ("bench", "build", "capture", "clean", "cp", "docs", "down", "exec", "explain", "labs", "list", "run", "schema",
          "shell", "test", "up", "validate")
 
 
