@@ -198,14 +198,16 @@ def exec_(c: Context, host: str, lab: str = "", root: bool = False) -> None:
 
     Several words after `--` are the program and its arguments, exactly as
     typed (quotes kept); a single word is a command line for the host's shell
-    (`invoke exec client -- 'ip address | head'`). The exit status is the
-    command's.
+    (`invoke exec client -- 'ip address | head'`). Standard input, unless it
+    is a terminal, is passed on (`cat f | invoke exec h -- sh -c 'cat > f'`).
+    The exit status is the command's.
     """
     words = _after_dashes(c)
     if not words:
         raise UsageError("--", "no command given", "put it after --, as in: invoke exec client -- ip address")
     argv = ["sh", "-c", words[0]] if len(words) == 1 else words
-    result = api.execute(host, argv, lab_id=lab or None, user="root" if root else "lab")
+    stdin = None if sys.stdin.isatty() else sys.stdin.buffer
+    result = api.execute(host, argv, lab_id=lab or None, user="root" if root else "lab", stdin=stdin)
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     raise Exit(code=result.exit_code)

@@ -11,6 +11,7 @@ import posixpath
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from socklab import capture as capture_commands
 from socklab import catalogue, events, files, reports, runner, schema
@@ -147,10 +148,10 @@ def clean(backend: Backend | None = None) -> int:
 
 
 def execute(host: str, argv: Sequence[str], *, lab_id: str | None = None, user: str = LAB_USER,
-            backend: Backend | None = None) -> ExecResult:
-    """Run a command (its argv, no shell) on a host of a running lab."""
+            stdin: bytes | BinaryIO | None = None, backend: Backend | None = None) -> ExecResult:
+    """Run a command (its argv, no shell) on a host of a running lab, feeding it ``stdin`` if given."""
     backend = backend or default_backend()
-    return backend.exec(backend.find_host(host, lab_id), list(argv), user=user)
+    return backend.exec(backend.find_host(host, lab_id), list(argv), user=user, stdin=stdin)
 
 
 def shell(host: str, *, lab_id: str | None = None, user: str = LAB_USER, backend: Backend | None = None) -> int:

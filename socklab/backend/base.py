@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from socklab.errors import SocklabError
 from socklab.model import Host, Network
@@ -114,9 +114,13 @@ class Backend(Protocol):
 
     def exec(
         self, handle: HostHandle, argv: Sequence[str], *, user: str, env: dict[str, str] | None = None,
-        detach: bool = False, stdin: bytes | None = None,
+        detach: bool = False, stdin: bytes | BinaryIO | None = None,
     ) -> ExecResult:
-        """Run a command on a host and wait for it (unless ``detach``), feeding it ``stdin`` if given."""
+        """Run a command on a host and wait for it (unless ``detach``), feeding it ``stdin`` if given.
+
+        ``stdin`` is bytes, or a file (a pipe, say) passed on as it is read,
+        until it ends or the command does (``invoke exec`` forwards its own).
+        """
 
     def stream(self, handle: HostHandle, argv: Sequence[str], *, user: str) -> Iterator[bytes]:
         """Run a command on a host and yield its standard output as it comes, until it exits."""

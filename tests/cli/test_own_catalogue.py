@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from socklab.errors import EXIT_BAD_INPUT
-from tests.helpers import invoke
+from tests.helpers import ROOT, invoke
 
 MINE = Path(__file__).parent / "data" / "mine"
 
@@ -53,5 +56,17 @@ def test_exec_keeps_the_words_as_typed_and_returns_the_exit_status() -> None:
         assert json.loads(probe.stdout)["reply"] == "Hello, world"
         line = invoke("exec", "client", "--lab", lab, "--", "echo $((6*7)); exit 3")
         assert (line.returncode, line.stdout.strip()) == (3, "42")
+        data = bytes(range(256)) * 4096  # a megabyte, every byte value: what a pipe carries arrives whole
+        piped = subprocess.run([sys.executable, "-m", "invoke", "exec", "client", "--lab", lab, "--", "sh", "-c",
+                                "cat > /lab/piped && sha256sum /lab/piped"], input=data, capture_output=True,
+                               cwd=ROOT, timeout=120)
+        assert piped.returncode == 0, piped.stderr
+        assert piped.stdout.split()[0].decode() == hashlib.sha256(data).hexdigest()
+        with subprocess.Popen([sys.executable, "-m", "invoke", "exec", "client", "--lab", lab, "--", "true"],
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, cwd=ROOT) as ignoring:
+            try:  # the pipe stays open, never written: the command ends all the same
+                assert ignoring.wait(timeout=60) == 0
+            finally:
+                ignoring.kill()
     finally:
         assert invoke("down", "--lab", lab).returncode == 0

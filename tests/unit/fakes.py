@@ -16,7 +16,7 @@ import inspect
 import json
 import posixpath
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from socklab.backend import Backend, ExecResult, HostHandle, HostInfo, Interface, LabSummary, MissingPath, PathInfo
 from socklab.backend.base import Progress
@@ -77,7 +77,7 @@ class FakeBackend(Backend):
         return infos
 
     def exec(self, handle: HostHandle, argv: Sequence[str], *, user: str, env: dict[str, str] | None = None,
-             detach: bool = False, stdin: bytes | None = None) -> ExecResult:
+             detach: bool = False, stdin: bytes | BinaryIO | None = None) -> ExecResult:
         self.calls.append(("exec", handle.host, list(argv), user))
         return self.answer(handle.host, list(argv), user)
 

@@ -13,6 +13,7 @@ import base64
 import io
 import ipaddress
 import json
+import os
 import socket
 import tarfile
 import threading
@@ -20,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, cast
+from typing import Any, BinaryIO, cast
 from urllib.parse import quote
 
 from docker.errors import APIError, NotFound
@@ -109,6 +110,22 @@ def _remove(call: Callable[[], Any]) -> bool:
         else:
             return True
     return False
+
+
+def _chunks(source: BinaryIO) -> Iterator[bytes]:
+    """What a file gives, as it comes (a pipe's writes, not its end), until it ends."""
+    while chunk := os.read(source.fileno(), 65536):
+        yield chunk
+
+
+def _send_all(sock: Any, chunks: Iterable[bytes]) -> None:
+    """Send every chunk on an exec's socket, then close its sending side: the command's stdin ends."""
+    try:
+        for chunk in chunks:
+            sock.sendall(chunk)
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:  # the command exited without reading it all, or the exec is over: its output says why
+        pass
 
 
 class DockerBackend:
@@ -279,7 +296,7 @@ class DockerBackend:
 
     def exec(
         self, handle: HostHandle, argv: Sequence[str], *, user: str, env: dict[str, str] | None = None,
-        detach: bool = False, stdin: bytes | None = None,
+        detach: bool = False, stdin: bytes | BinaryIO | None = None,
     ) -> ExecResult:
         with engine_errors(f"running a command on {handle.host}"):
             exec_id = self.api.exec_create(handle.ref, list(argv), user=user, environment=env, workdir=LAB_HOME,
@@ -301,21 +318,22 @@ class DockerBackend:
                 if stdout:
                     yield stdout
 
-    def _feed(self, exec_id: str, data: bytes) -> tuple[bytes | None, bytes | None]:
+    def _feed(self, exec_id: str, data: bytes | BinaryIO) -> tuple[bytes | None, bytes | None]:
         """Write ``data`` to an exec's stdin, close it, and collect stdout and stderr.
 
         Unpacking nodes/ this way, inside the exec that prepares the host, costs
         a fraction of the engine's own archive copy (which spawns a chrooted
-        untar per call).
+        untar per call). A file is passed on as it is read, on a thread of its
+        own, so that a command that never reads it (or a pipe that never ends)
+        cannot hold the exec open: it ends when the command does.
         """
         stream = self.api.exec_start(exec_id, socket=True)
         sock: Any = getattr(stream, "_sock", stream)
         try:
-            try:
-                sock.sendall(data)
-                sock.shutdown(socket.SHUT_WR)
-            except (BrokenPipeError, ConnectionResetError):  # it exited without reading it all: its output says why
-                pass
+            if isinstance(data, bytes):
+                _send_all(sock, [data])
+            else:
+                threading.Thread(target=_send_all, args=(sock, _chunks(data)), daemon=True).start()
             frames = (demux_adaptor(*frame) for frame in frames_iter(stream, tty=False))  # type: ignore[no-untyped-call]
             output: tuple[bytes | None, bytes | None] = consume_socket_output(frames, demux=True)
             return output
