@@ -69,7 +69,7 @@ class Configured:
 
     def service_actions(self) -> None:
         """Between polls (every 0.5 s): stop, if a stop signal came whose KeyboardInterrupt was swallowed."""
-        super().service_actions()  # type: ignore[misc]
+        super().service_actions()  # type: ignore[misc]  # a mix-in: the server class has it
         if cli.stop_requested():
             raise KeyboardInterrupt
 
@@ -94,16 +94,16 @@ class StoppableThreads:
         if isinstance(request, socket.socket):  # TCP; a UDP request is a datagram and the shared socket
             self.open_connections.add(request)
         with cli.stop_signals_blocked():
-            super().process_request(request, client_address)  # type: ignore[misc]
+            super().process_request(request, client_address)  # type: ignore[misc]  # a mix-in: the server class has it
 
     def shutdown_request(self, request: Any) -> None:
         self.open_connections.discard(request)
-        super().shutdown_request(request)  # type: ignore[misc]
+        super().shutdown_request(request)  # type: ignore[misc]  # a mix-in: the server class has it
 
     def server_close(self) -> None:
         for conn in list(self.open_connections):
             cli.shut(conn)
-        super().server_close()  # type: ignore[misc]
+        super().server_close()  # type: ignore[misc]  # a mix-in: the server class has it
 
 
 class ThreadingTCP(StoppableThreads, Configured, socketserver.ThreadingTCPServer):

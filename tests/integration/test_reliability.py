@@ -184,9 +184,10 @@ class EngineProxy:
                     self.selector.register(client, selectors.EVENT_READ, upstream)
                     self.selector.register(upstream, selectors.EVENT_READ, client)
                     continue
-                source, sink = key.fileobj, key.data
+                source: socket.socket = key.fileobj  # type: ignore[assignment]  # only sockets are registered
+                sink: socket.socket = key.data
                 try:
-                    data = source.recv(65536)  # type: ignore[union-attr]
+                    data = source.recv(65536)
                     if data:
                         sink.sendall(data)
                         continue

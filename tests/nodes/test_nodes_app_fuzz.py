@@ -168,7 +168,8 @@ class GoodClient(threading.Thread):
 
     def __init__(self, port: int) -> None:
         super().__init__(daemon=True)
-        self.port, self.answered, self.failures = port, 0, []  # type: ignore[var-annotated]
+        self.port, self.answered = port, 0
+        self.failures: list[str] = []
         self.done = threading.Event()
 
     def run(self) -> None:

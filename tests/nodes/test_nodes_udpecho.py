@@ -100,7 +100,7 @@ def mangler() -> Iterator[type[Mangler]]:
         made[-1].start()
         return made[-1]
 
-    yield make  # type: ignore[misc]
+    yield make  # type: ignore[misc]  # a factory fixture: pytest hands the function itself to tests
     for m in made:
         m.sock.close()
 

@@ -334,7 +334,7 @@ class DockerBackend:
                 _send_all(sock, [data])
             else:
                 threading.Thread(target=_send_all, args=(sock, _chunks(data)), daemon=True).start()
-            frames = (demux_adaptor(*frame) for frame in frames_iter(stream, tty=False))  # type: ignore[no-untyped-call]
+            frames = (demux_adaptor(*frame) for frame in frames_iter(stream, tty=False))  # type: ignore[no-untyped-call]  # the SDK's helper has no annotations
             output: tuple[bytes | None, bytes | None] = consume_socket_output(frames, demux=True)
             return output
         finally:

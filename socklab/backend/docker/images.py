@@ -276,7 +276,7 @@ class OwnImages:
                 steps.append(match.group(1))
         for ref in reversed(steps):  # the last first: a step image with a child cannot go
             with contextlib.suppress(ImageNotFound, APIError):
-                found: dict[str, Any] = self.client.api.inspect_image(ref)  # type: ignore[no-untyped-call]
+                found: dict[str, Any] = self.client.api.inspect_image(ref)  # type: ignore[no-untyped-call]  # stubs lack it
                 tags = [tag for tag in found.get("RepoTags") or [] if tag != "<none>:<none>"]
                 if not tags:
                     self.client.api.remove_image(ref)
