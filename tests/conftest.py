@@ -29,13 +29,7 @@ from socklab.backend.docker import DockerBackend
 from socklab.constants import LABEL_LAB, OWNER_ENV
 from socklab.errors import EnvironmentProblem
 from socklab.model import Host, Network
-from tests.helpers import ANYONE, TESTS, labelled, owned, remove_owned, run_owner, sub_owner
-
-# Re-exported (``X as X``) until every tests/unit module imports them from tests.helpers: test_html_report.py,
-# test_cli_help.py, test_scenario_file.py, test_docs.py, test_probe.py and test_runner.py still import them from here.
-from tests.helpers import REQUIRE_DOCKER as REQUIRE_DOCKER
-from tests.helpers import ROOT as ROOT
-from tests.helpers import invoke as invoke
+from tests.helpers import ANYONE, REQUIRE_DOCKER, TESTS, labelled, owned, remove_owned, run_owner, sub_owner
 
 pytest_plugins = ["pytester"]
 

@@ -13,7 +13,7 @@ import pytest
 
 from socklab import events, reports, runner
 from socklab.backend import ExecResult
-from socklab.errors import EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK, EnvironmentProblem
+from socklab.errors import EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK, EnvironmentProblem, Interrupted
 from socklab.interrupts import Interruptions
 from socklab.model import Scenario
 from socklab.results import Status
@@ -279,7 +279,10 @@ def test_a_signal_while_a_lab_is_created_waits_until_it_can_be_torn_down_whole()
 
     backend = SlowBackend(kernel_like)
     loaded = scenario()
-    with pytest.raises(KeyboardInterrupt), Lab.open(backend, loaded.name, loaded.networks, loaded.hosts):
+    # The held signal goes back to the handler in place (Python's: KeyboardInterrupt). Should that handler not
+    # take it at once (seen once, on a machine at load 16), the lab's own next checkpoint stops it: Interrupted.
+    with pytest.raises((KeyboardInterrupt, Interrupted)), Lab.open(backend, loaded.name, loaded.networks,
+                                                                   loaded.hosts):
         pytest.fail("the body must not run once a signal arrived during creation")
     assert started and backend.alive == set(), "the creation finished, then the lab was torn down"
 
