@@ -21,7 +21,7 @@ from socklab.constants import CATALOGUE_DIR, LAB_USER, owner
 from socklab.errors import SocklabError, UsageError
 from socklab.interrupts import Interruptions, calling_on_signals
 from socklab.lab import Lab
-from socklab.model import Scenario
+from socklab.model import FileCopy, Scenario
 from socklab.results import RunningLab, RunResult
 
 
@@ -197,7 +197,7 @@ def copy(source: str, target: str, *, lab_id: str | None = None, backend: Backen
         elif backend.path_info(handle, folder := posixpath.dirname(where)) is None:
             raise SocklabError(f"host {host!r} has no folder {folder} to put {source} in (make it first: "
                                f"`invoke exec {host} -- mkdir -p {folder}`, with --root outside /lab)")
-        backend.put_archive(handle, "/", files.archive([files.Copy(where, local)]))
+        backend.put_archive(handle, "/", files.archive([FileCopy(where, local)]))
         return f"copied {source} to {host}:{where}"
     assert from_host is not None  # exactly one side is a host
     host = from_host.group(1)

@@ -36,6 +36,7 @@ from pathlib import Path, PurePosixPath
 
 from socklab.constants import LAB_HOME, LAB_USER
 from socklab.errors import SocklabError
+from socklab.model import FileCopy
 
 LAB_ID = 1000  # uid and gid of the lab user in the node image (docker/provision: useradd --uid 1000 --user-group)
 FOLDER_MODE = 0o755
@@ -43,7 +44,7 @@ FILE_MODE = 0o644
 EXECUTABLE_MODE = 0o755
 WRITE_BITS = 0o222
 
-Source = Path | bytes  # a local file or folder, or the content of one file
+Source = Path | bytes  # a local file or folder, or the content of one file (``FileCopy.source``)
 
 
 @dataclass(frozen=True)
@@ -56,15 +57,6 @@ class Owner:
 
 LAB = Owner(LAB_ID, LAB_ID, LAB_USER, LAB_USER)
 READ_ONLY = Owner(0, LAB_ID, "root", LAB_USER)  # the lab user may read (group lab), never write nor chmod
-
-
-@dataclass(frozen=True)
-class Copy:
-    """One file or folder to put on a host at ``target`` (an absolute path there)."""
-
-    target: str
-    source: Source
-    read_only: bool = False
 
 
 def host_path(path: str) -> str:
@@ -98,7 +90,7 @@ def missing_parents(targets: Iterable[str], exists: Callable[[str], bool]) -> li
     return sorted(missing, key=lambda path: (path.count("/"), path))
 
 
-def archive(copies: Sequence[Copy], parents: Iterable[str] = ()) -> bytes:
+def archive(copies: Sequence[FileCopy], parents: Iterable[str] = ()) -> bytes:
     """A tar to unpack at ``/`` on a host: the folders ``parents`` (for the lab user), then each copy in order.
 
     A later copy to the same target replaces an earlier one (the scenario's
@@ -114,7 +106,7 @@ def archive(copies: Sequence[Copy], parents: Iterable[str] = ()) -> bytes:
     return buffer.getvalue()
 
 
-def size(copies: Iterable[Copy]) -> int:
+def size(copies: Iterable[FileCopy]) -> int:
     """Bytes of file content the copies hold (links and folders count nothing)."""
     total = 0
     for copy in copies:

@@ -28,7 +28,7 @@ from socklab.backend import Backend, ExecResult, HostHandle, HostInfo
 from socklab.concurrency import parallel_map
 from socklab.constants import LAB_HOME, LAB_USER
 from socklab.errors import EnvironmentProblem, LabError, SocklabError
-from socklab.files import Copy, archive, contents, host_path, missing_parents
+from socklab.files import archive, contents, host_path, missing_parents
 from socklab.interrupts import Interruptions
 from socklab.model import Argv, Command, FileCopy, Host, Network, Probe, Run, Service, ShellLine
 from socklab.results import NOT_FOUND, TIMED_OUT, HostAddresses, Observation, ServiceResult
@@ -62,8 +62,8 @@ def observe(result: ExecResult, argv: Sequence[str]) -> Observation:
         reason = "the command is not on the host"
     else:
         reason = "the program reported no result"  # its exit status is in the evidence
-    stderr = result.stderr.strip()[-800:]
-    return Observation("error", {"exit_code": result.exit_code}, f"{reason}{': ' + stderr if stderr else ''}",
+    said = result.stderr.strip()[-800:]
+    return Observation("error", {"exit_code": result.exit_code}, f"{reason}{': ' + said if said else ''}",
                        command, reported=False, exit_code=result.exit_code, stdout=stdout, stderr=stderr)
 
 
@@ -120,8 +120,7 @@ class Lab:
             backend.host_images(hosts.values(), lambda text: listener(events.Note(text)))
             guard.checkpoint()
             nodes, prepared = programs.archive(extra_files), {}
-            copies = {host: [Copy(copy.target, copy.source, copy.read_only) for copy in (*files, *spec.files)]
-                      for host, spec in hosts.items()}
+            copies = {host: [*files, *spec.files] for host, spec in hosts.items()}
 
             def get_ready(info: HostInfo) -> None:  # on each host's thread, as soon as it runs
                 host = info.handle.host
@@ -175,7 +174,7 @@ class Lab:
         where = Path(source) if isinstance(source, str) else source
         if isinstance(where, Path) and not where.exists():
             raise SocklabError(f"{where}: no such file or folder here")
-        put(self.backend, self._handle(host), [Copy(host_path(target), where, read_only)])
+        put(self.backend, self._handle(host), [FileCopy(host_path(target), where, read_only)])
 
     def get(self, host: str, path: str) -> bytes | dict[str, bytes]:
         """What is at ``path`` on ``host`` (relative: under /lab): a file's bytes, or for a folder every regular
@@ -355,7 +354,7 @@ def _command(command: Run | str | Sequence[str] | None, shell: str | None) -> Ru
     return Argv(tuple(command))
 
 
-def put(backend: Backend, handle: HostHandle, copies: Sequence[Copy]) -> None:
+def put(backend: Backend, handle: HostHandle, copies: Sequence[FileCopy]) -> None:
     """Put files on a host in one archive, which the engine unpacks at /, with the folders above them it lacks.
 
     One look per distinct folder above the copies (the engine's stat of a

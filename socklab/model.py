@@ -86,7 +86,7 @@ class FileCopy:
     """A file or folder of yours, put on a host at start, through the engine (an archive, not a bind mount)."""
 
     target: str  # an absolute path on the host
-    source: Path  # on this machine; a relative path is relative to the scenario file's folder
+    source: Path | bytes  # on this machine (relative: to the scenario file's folder), or one file's content
     read_only: bool = False
 
 

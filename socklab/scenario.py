@@ -395,6 +395,7 @@ class _Reader:
         """Each copy's source resolved, there, and within the size limit: checked before anything starts."""
         resolved = []
         for copy in copies:
+            assert isinstance(copy.source, Path)  # a file names a path; content as bytes comes from Python only
             source = self.local(copy.source)
             if not source.exists():
                 self.problem(keypath, f"{copy.target}: {source} does not exist",

@@ -17,7 +17,7 @@ from socklab import api, files, preparation
 from socklab.backend import ExecResult, ImageProblem, Interface, MissingPath
 from socklab.backend.docker.images import folder_digest, own_image_name
 from socklab.errors import EXIT_BAD_INPUT, SocklabError, UsageError
-from socklab.files import LAB_ID, Copy
+from socklab.files import LAB_ID
 from socklab.lab import Lab
 from socklab.model import FileCopy, Host, Image, Network
 from tests.unit.fakes import FakeBackend, ok
@@ -58,7 +58,7 @@ def app(tmp_path: Path) -> Path:
 
 
 def test_a_folder_belongs_to_the_lab_user_with_the_modes_of_its_kind(app: Path) -> None:
-    found = members(files.archive([Copy("/lab/app", app)]))
+    found = members(files.archive([FileCopy("/lab/app", app)]))
     assert sorted(found) == ["lab/app", "lab/app/elsewhere", "lab/app/link", "lab/app/server.py", "lab/app/sub",
                              "lab/app/sub/data.txt"], "no socket, no entry for /lab (which exists)"
     for member in found.values():
@@ -69,7 +69,7 @@ def test_a_folder_belongs_to_the_lab_user_with_the_modes_of_its_kind(app: Path) 
 
 
 def test_read_only_is_roots_with_group_lab_and_no_write_bit(app: Path) -> None:
-    found = members(files.archive([Copy("/lab/app", app, read_only=True)]))
+    found = members(files.archive([FileCopy("/lab/app", app, read_only=True)]))
     for member in found.values():
         assert (member.uid, member.gid, member.uname, member.gname) == (0, LAB_ID, "root", "lab"), member.name
         if not member.issym():
@@ -80,25 +80,25 @@ def test_read_only_is_roots_with_group_lab_and_no_write_bit(app: Path) -> None:
 
 
 def test_links_inside_a_folder_stay_links_and_a_link_given_is_followed(app: Path, tmp_path: Path) -> None:
-    found = members(files.archive([Copy("/lab/app", app)]))
+    found = members(files.archive([FileCopy("/lab/app", app)]))
     assert found["lab/app/link"].issym() and found["lab/app/link"].linkname == "sub/data.txt"
     assert found["lab/app/elsewhere"].issym() and found["lab/app/elsewhere"].linkname == "/etc/hostname"
     given = tmp_path / "given"
     given.symlink_to(app / "sub" / "data.txt")
-    data = files.archive([Copy("/lab/data.txt", given)])
+    data = files.archive([FileCopy("/lab/data.txt", given)])
     assert members(data)["lab/data.txt"].isfile() and read(data, "lab/data.txt") == b"data\n"
 
 
 def test_content_and_bytes_arrive_whole(app: Path) -> None:
-    data = files.archive([Copy("/lab/app", app), Copy("/srv/note.txt", b"a note")])
+    data = files.archive([FileCopy("/lab/app", app), FileCopy("/srv/note.txt", b"a note")])
     assert read(data, "lab/app/sub/data.txt") == b"data\n" and read(data, "lab/app/server.py") == b"print('hi')\n"
     note = members(data)["srv/note.txt"]
     assert read(data, "srv/note.txt") == b"a note" and stat.S_IMODE(note.mode) == 0o644 and note.uname == "lab"
-    assert files.size([Copy("/lab/app", app), Copy("/x", b"1234")]) == len("print('hi')\n") + len("data\n") + 4
+    assert files.size([FileCopy("/lab/app", app), FileCopy("/x", b"1234")]) == len("print('hi')\n") + len("data\n") + 4
 
 
 def test_missing_parent_folders_come_first_and_belong_to_the_lab_user() -> None:
-    data = files.archive([Copy("/srv/a/b/c.txt", b"c")], parents=["/srv/a", "/srv/a/b"])
+    data = files.archive([FileCopy("/srv/a/b/c.txt", b"c")], parents=["/srv/a", "/srv/a/b"])
     names = list(members(data))
     assert names == ["srv/a", "srv/a/b", "srv/a/b/c.txt"]
     for name in ("srv/a", "srv/a/b"):
@@ -124,11 +124,11 @@ def test_paths_on_a_host_are_absolute_and_normal() -> None:
     assert files.host_path("/srv/../etc//x/") == "/etc/x"
     assert files.host_path("../../x") == "/x"
     with pytest.raises(SocklabError, match="cannot be replaced"):
-        files.archive([Copy("/", b"x")])
+        files.archive([FileCopy("/", b"x")])
 
 
 def test_a_later_copy_to_the_same_path_wins(tmp_path: Path) -> None:
-    data = files.archive([Copy("/lab/x", b"everyone's"), Copy("/lab/x", b"the host's own")])
+    data = files.archive([FileCopy("/lab/x", b"everyone's"), FileCopy("/lab/x", b"the host's own")])
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         tar.extractall(tmp_path, filter="data")  # in order, as the engine unpacks it
     assert (tmp_path / "lab" / "x").read_bytes() == b"the host's own"
