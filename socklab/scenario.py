@@ -343,7 +343,7 @@ class _Reader:
                              "or name the folder that has one")
 
     def service_rules(self, values: dict[str, Any], table: _Table) -> None:
-        self.one_command(values, table, "run")
+        self.one_command(values, table)
         if values["name"] is None:
             values["name"] = f"{values['host']}-{_short_name(values['command'])}"
         values["host"] = values["host"] or ""
@@ -374,7 +374,7 @@ class _Reader:
             values["run"] = ShellLine(values["shell"])
         values["evidence"] = self.evidence(values["evidence"] or {}, keypath + ("evidence",))
 
-    def one_command(self, values: dict[str, Any], table: _Table, field: str) -> None:
+    def one_command(self, values: dict[str, Any], table: _Table) -> None:
         """A service runs exactly one of ``run`` (a node program, or an argv) and ``shell`` (a command line)."""
         if "run" in table.data and "shell" in table.data:
             self.problem(table.keypath, "has both run and shell", "keep one of them")
