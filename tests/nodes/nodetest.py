@@ -162,8 +162,8 @@ class Server:
         compiled = re.compile(pattern)
         return wait_until(lambda: compiled.search(self.log()), timeout, what=f"log line /{pattern}/\n{self.log()}")
 
-    def stop(self, signum: int = signal.SIGTERM, timeout: float = 10.0) -> int:
-        """Signal the server (only its own pid) and return its exit status."""
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """Signal the server (only its own pid) and return its exit status; the timeout only catches a hang."""
         self.proc.send_signal(signum)
         return self.proc.wait(timeout)
 
