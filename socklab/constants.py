@@ -39,6 +39,9 @@ IMAGE_REPOSITORY = "socklab-node"
 NODES_PARENT = "/opt/socklab"  # nodes/ is copied here; it is PYTHONPATH
 LAB_HOME = "/lab"  # the lab user's folder: service logs and pid files
 LAB_USER = "lab"  # unprivileged user that services and probes run as
+GRADED_USER = "student"  # a graded submission runs as this user: it cannot write socklab's files nor signal probes
+SUBMISSION_HOME = "/submission"  # the graded user's home: submissions are copied under it, one folder per role
+GRADED_ID = 1001  # uid and gid of the graded user in the node image (docker/provision)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RECIPE_DIR = PROJECT_ROOT / "docker"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from socklab import programs
+from socklab.backend.docker.backend import SCRATCH
 from socklab.constants import IPV4_POOL, IPV6_POOL, LABEL_HOST, LABEL_LAB, LABEL_OWNER, owner
 from socklab.errors import LabError
 from socklab.lab import Lab
@@ -112,7 +113,8 @@ def test_a_crashing_service_fails_fast_with_its_log(backend) -> None:
 
 def test_an_exception_inside_the_lab_still_tears_it_down(backend) -> None:
     with pytest.raises(LabError), Lab.open(backend, "boom", LAN, TWO_HOSTS) as lab:
-        assert len(labelled(f"{LABEL_LAB}={lab.id}")) == 3, "the lab is up: two hosts, a network"
+        made = labelled(f"{LABEL_LAB}={lab.id}")
+        assert len(made) == 3 + 2 * len(SCRATCH), f"the lab is up: two hosts, a network, their scratch folders: {made}"
         raise LabError("a test's own failure")
     assert labelled(f"{LABEL_LAB}={lab.id}") == []
 
@@ -159,3 +161,17 @@ def test_concurrent_labs_get_disjoint_subnets(backend) -> None:
     assert not errors, errors
     overlapping = [(a, b) for i, a in enumerate(subnets) for b in subnets[i + 1:] if a.overlaps(b)]
     assert len(subnets) == 4 and not overlapping, overlapping
+
+
+def test_the_scratch_folders_are_capped_tmpfs_and_files_put_there_arrive(backend) -> None:
+    """/tmp and the graded user's home are tmpfs volumes: size-capped, yet the engine's archive API writes there."""
+    with Lab.open(backend, "scratch", LAN, {"server": Host("server", ("lan",))}) as lab:
+        lab.put("server", b"hi\n", "/tmp/put.txt")
+        lab.put("server", b"yo\n", "/submission/put.txt")
+        seen = lab.exec("server", ["sh", "-c", "cat /tmp/put.txt /submission/put.txt; "
+                                   "df --output=fstype,size -B1M /tmp /var/tmp /run/lock /submission | tail -n +2; "
+                                   "stat -c '%U %a' /tmp /submission"])
+        assert seen.stdout.split("\n")[:2] == ["hi", "yo"]
+        sizes = [line.split() for line in seen.stdout.split("\n")[2:6]]
+        assert sizes == [["tmpfs", size.removesuffix("m")] for size, _, _ in SCRATCH.values()]
+        assert seen.stdout.split("\n")[6:8] == ["root 1777", "student 755"]

@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, cast
 from urllib.parse import quote
 
 from docker.errors import APIError, NotFound
-from docker.types import IPAMConfig, IPAMPool
+from docker.types import DriverConfig, IPAMConfig, IPAMPool, Mount
 from docker.utils.socket import consume_socket_output, demux_adaptor, frames_iter
 
 import docker
@@ -47,6 +47,7 @@ from socklab.backend.docker.engine import connect, engine_errors
 from socklab.backend.docker.images import ImageBuilder, OwnImages
 from socklab.concurrency import parallel_map
 from socklab.constants import (
+    GRADED_ID,
     LAB_HOME,
     LABEL_HOST,
     LABEL_LAB,
@@ -54,6 +55,7 @@ from socklab.constants import (
     LABEL_OWNER,
     LABEL_SCENARIO,
     PROJECT,
+    SUBMISSION_HOME,
     owner,
 )
 from socklab.errors import EnvironmentProblem, SocklabError
@@ -69,6 +71,25 @@ from socklab.model import Host, Network
 CAPABILITIES = ["NET_ADMIN", "NET_RAW", "SETGID", "SETUID"]
 MEMORY_LIMIT = "512m"
 PIDS_LIMIT = 1024
+# Every folder of a host that a graded program (the student user) may write
+# in is a size-capped tmpfs of its own, so that a submission cannot fill the
+# engine's disk, only these: the world-writable folders of the image, and the
+# graded user's home. Each is an anonymous volume of the local driver with
+# tmpfs options rather than the engine's tmpfs mounts, because the engine's
+# archive API (``docker cp``, how a lab's files arrive) writes through volume
+# mounts but not through tmpfs ones: files put there would vanish under the
+# mount. The volumes carry the lab's labels and go with their container
+# (removed with ``v=True``). Their pages count against the host's memory
+# limit, so their sizes together stay well under it. /dev/shm is the
+# engine's own tmpfs, made smaller. A graded program's single files are
+# capped too (``socklab.commands.GRADED_LIMITS``), its log included.
+SCRATCH = {  # folder -> (size, owner's uid, mode)
+    "/tmp": ("64m", 0, "1777"),
+    "/var/tmp": ("16m", 0, "1777"),
+    "/run/lock": ("1m", 0, "1777"),
+    SUBMISSION_HOME: ("64m", GRADED_ID, "0755"),
+}
+SHM_SIZE = "16m"
 SYSCTLS = {
     "net.ipv4.ip_unprivileged_port_start": "0",  # the lab user may serve on port 80 in a lesson
     "net.ipv6.conf.lo.disable_ipv6": "0",  # ::1 on every host, even one on no IPv6 network
@@ -87,6 +108,14 @@ class _Attachment:
 
 
 REMOVAL_ATTEMPTS = 5
+
+
+def _scratch(labels: dict[str, str]) -> list[Mount]:
+    """The host's size-capped writable folders (``SCRATCH``), as labelled anonymous tmpfs volumes."""
+    return [Mount(folder, None, type="volume", labels=labels, driver_config=DriverConfig(
+        "local", {"type": "tmpfs", "device": "tmpfs",
+                  "o": f"size={size},uid={uid},gid={uid},mode={mode},nosuid,nodev"}))
+            for folder, (size, uid, mode) in SCRATCH.items()]
 
 
 def _remove(call: Callable[[], Any]) -> bool:
@@ -261,6 +290,8 @@ class DockerBackend:
             security_opt=["no-new-privileges"],
             mem_limit=MEMORY_LIMIT,
             pids_limit=PIDS_LIMIT,
+            shm_size=SHM_SIZE,
+            mounts=_scratch(labels),
             sysctls=SYSCTLS,
             network_mode=first.network if first else "none",
         )
