@@ -11,11 +11,26 @@ errno name, elapsed time, local and peer address, bytes sent and received.
 
 Like ``socket.create_connection``, a TCP probe to a name tries each address
 getaddrinfo returns, in order, until one connects; every attempt is listed.
+
+Two TCP options make the attempt harder on the server, as real clients do:
+
+    python -m nodes.probe --to 198.18.0.2:65432 --size 262144 --rcvbuf 4096 --read-delay 0.01
+    python -m nodes.probe --to 198.18.0.2:65432 --send "Hello, world" --hold-other
+
+A slow reader (a small receive buffer, so a small window, and a pause
+before each recv) lets the echo pile up in the server's send buffer, where
+a send() on a socket with a timeout, or a non-blocking one, takes only what
+fits and returns a smaller count than it was given: a server that does not
+send the rest (sendall, or a loop) loses bytes. With ``--hold-other`` the
+probe first opens another connection, has it echoed and keeps it open and
+silent while it makes the attempt: a server that serves one client at a
+time is still busy with that one, and never answers.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import socket
 import threading
 import time
@@ -45,6 +60,7 @@ class Attempt:
     received: int = 0
     reply: str | None = None
     truncated: bool = False
+    held: str | None = None  # with --hold-other: the outcome of the other connection, held open meanwhile
 
     def failed(self, exc: OSError) -> None:
         self.outcome, self.errno = classify(exc)
@@ -90,13 +106,14 @@ def judge(sent: bytes, reply: bytes, complete: bool, attempt: Attempt) -> None:
         attempt.outcome = Outcome.MISMATCH
 
 
-def exchange(sock: socket.socket, data: bytes, deadline: Deadline, attempt: Attempt) -> None:
+def exchange(sock: socket.socket, data: bytes, deadline: Deadline, attempt: Attempt, read_delay: float = 0.0) -> None:
     """Send ``data`` and read it back at the same time.
 
     A client that sends everything before reading deadlocks against an echo
     server as soon as both directions' buffers are full (the server blocks
     sending the echo nobody reads, the client blocks sending what the server
-    no longer reads), so the sending happens on a thread of its own.
+    no longer reads), so the sending happens on a thread of its own. With
+    ``read_delay`` the reader pauses before each recv: a slow reader.
     """
     failed: list[OSError] = []
 
@@ -112,6 +129,8 @@ def exchange(sock: socket.socket, data: bytes, deadline: Deadline, attempt: Atte
     reply = bytearray()
     try:
         while len(reply) < len(data):
+            if read_delay:
+                time.sleep(min(read_delay, max(0.0, deadline.end - time.monotonic())))
             deadline.arm(sock)
             chunk = sock.recv(min(len(data) - len(reply), 1 << 20))
             if not chunk:
@@ -129,21 +148,38 @@ def tcp_attempt(family: int, sockaddr: tuple, args: argparse.Namespace) -> Attem
     attempt = Attempt(peer=format_sockaddr(sockaddr))
     deadline = Deadline(args.timeout)
     started = time.perf_counter()
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        try:
-            if args.source:
-                sock.bind((args.source, 0))
-            deadline.arm(sock)
-            sock.connect(sockaddr)
-            attempt.local = format_sockaddr(sock.getsockname())
-            attempt.outcome = Outcome.OK
-            data = payload(args)
-            if data is not None:
-                exchange(sock, data, deadline, attempt)
-        except OSError as exc:
-            attempt.failed(exc)
+    with contextlib.ExitStack() as held:
+        if args.hold_other:  # another client first, echoed, then kept open and silent during the attempt
+            other = Attempt()
+            talk(held.enter_context(socket.socket(family, socket.SOCK_STREAM)), sockaddr, args, deadline, other)
+            attempt.held = other.outcome.value
+            if other.outcome not in (Outcome.ECHOED, Outcome.OK):
+                attempt.outcome, attempt.errno = other.outcome, other.errno
+                attempt.detail = f"the other connection, to be held open: {other.detail or other.outcome.value}"
+        if attempt.held in (None, Outcome.ECHOED.value, Outcome.OK.value):
+            with socket.socket(family, socket.SOCK_STREAM) as sock:
+                talk(sock, sockaddr, args, deadline, attempt)
     attempt.elapsed_ms = cli.elapsed_ms(started)
     return attempt
+
+
+def talk(sock: socket.socket, sockaddr: tuple, args: argparse.Namespace, deadline: Deadline,
+         attempt: Attempt) -> None:
+    """Connect ``sock`` and exchange the payload, if any; what happened goes into ``attempt``."""
+    try:
+        if args.rcvbuf:  # before connect: the window offered in the handshake follows from it
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, args.rcvbuf)
+        if args.source:
+            sock.bind((args.source, 0))
+        deadline.arm(sock)
+        sock.connect(sockaddr)
+        attempt.local = format_sockaddr(sock.getsockname())
+        attempt.outcome = Outcome.OK
+        data = payload(args)
+        if data is not None:
+            exchange(sock, data, deadline, attempt, args.read_delay)
+    except OSError as exc:
+        attempt.failed(exc)
 
 
 def udp_attempt(family: int, sockaddr: tuple, args: argparse.Namespace) -> Attempt:
@@ -234,6 +270,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--connected", action="store_true", help="UDP: connect() first, so ICMP errors are reported")
     p.add_argument("--bufsize", type=cli.positive_int, default=UDP_BUFSIZE,
                    help="UDP: receive buffer size (a smaller one truncates)")
+    p.add_argument("--rcvbuf", type=cli.positive_int, metavar="BYTES",
+                   help="TCP: set SO_RCVBUF before connecting (Linux doubles it): a small window for the server")
+    p.add_argument("--read-delay", type=cli.non_negative_seconds, default=0.0, metavar="S",
+                   help="TCP: pause S seconds before each recv of the echo, a slow reader (default: 0)")
+    p.add_argument("--hold-other", action="store_true",
+                   help="TCP: first open another connection, have it echoed, and keep it open and silent "
+                   "during the attempt (a server that serves one client at a time never gets to this one)")
     p.add_argument("--reuse-addr", action="store_true", help="with --bind: set SO_REUSEADDR first")
     stack = p.add_mutually_exclusive_group()
     stack.add_argument("--v6only", dest="v6only", action="store_const", const=True, default=None,
