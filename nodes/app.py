@@ -4,9 +4,21 @@
     python -m nodes.app client --to 198.18.0.2:65432 --action search --value morpheus
     python -m nodes.app client --to 198.18.0.2:65432 --binary "hello there"
     python -m nodes.app client --to 198.18.0.2:65432 --value ring --requests 10000 --concurrency 20
+    python -m nodes.app client --to 198.18.0.2:65432 --value ring --split bytewise --fin
 
 The messages are defined in ``nodes.appmsg``; this module moves them. One
 request and one response per connection, then the server closes.
+
+The client can also write its one request the way the network and other
+clients may deliver it, which a server must take as well as a whole
+request in one piece: ``--split bytewise`` sends each byte with a send()
+of its own and a pause (``--pause``) between them, so that a server's
+recv() really returns part of the request; ``--split prefix`` splits only
+the 2-byte length prefix, one byte, a pause, then the rest; ``--fin`` shuts
+down the client's sending side (a FIN) right after the request, which says
+"nothing more is coming", not "do not answer"; ``--back-to-back`` sends the
+request twice in one write, and the server must answer the first (its
+content-length says where it ends) and may close without reading the other.
 
 The server is a ``selectors`` loop that does as little as it can per
 request. A client usually sends its request right after connecting, so
@@ -49,6 +61,8 @@ same request is made N times, each on a new connection, up to
   content_type, content_encoding, content_length   from that header
   content         its content: the JSON value (text/json) or text
   result          content["result"] for text/json, the content text otherwise
+  written         with --split, --fin or --back-to-back: how the request was
+                  written, e.g. "146 sends of 1 byte, 0.01 s apart; then FIN"
 """
 
 from __future__ import annotations
@@ -347,6 +361,20 @@ def response_fields(response: Message | None) -> dict[str, Any]:
     }
 
 
+def count_response(counts: Tally, response: Message, expect: str | None, started: float) -> str | None:
+    """Count a response as completed; or say why it is a mismatch (malformed, or not the expected result)."""
+    try:
+        result = response_fields(response)["result"]
+    except ProtocolError as error:
+        return f"malformed response: {error}"
+    if expect is not None and result != expect:
+        return f"expected {expect!r}, got {result!r}"
+    counts.completed += 1
+    counts.latencies.append((time.monotonic() - started) * 1000)
+    counts.response = counts.response or response
+    return None
+
+
 class Request(Conversation):
     """One request, on a connection of its own: connect, send the request, receive the response, done."""
 
@@ -402,20 +430,8 @@ class Request(Conversation):
                 return
 
     def answered(self, response: Message) -> None:
-        try:
-            result = response_fields(response)["result"]
-        except ProtocolError as error:
-            self.done(Outcome.MISMATCH.value, f"malformed response: {error}")
-            return
-        expect = self.load.expect
-        if expect is not None and result != expect:
-            self.done(Outcome.MISMATCH.value, f"expected {expect!r}, got {result!r}")
-            return
-        counts = self.load.tally
-        counts.completed += 1
-        counts.latencies.append((time.monotonic() - self.started) * 1000)
-        counts.response = counts.response or response
-        self.done(Outcome.OK.value)
+        problem = count_response(self.load.tally, response, self.load.expect, self.started)
+        self.done(Outcome.OK.value if problem is None else Outcome.MISMATCH.value, problem)
 
     def expired(self) -> None:
         self.done(Outcome.TIMEOUT.value, f"no complete response within {self.load.timeout:g} s")
@@ -437,6 +453,66 @@ class Requests(Load):
         self.payload, self.tally, self.expect = payload, counts, expect
 
 
+def pieces(payload: bytes, split: str | None) -> list[bytes]:
+    """The sends a request is written in: whole, a byte each, or the length prefix cut in two."""
+    if split == "bytewise":
+        return [payload[i : i + 1] for i in range(len(payload))]
+    if split == "prefix":
+        return [payload[:1], payload[1:]]
+    return [payload]
+
+
+def written(sends: list[bytes], pause: float, fin: bool) -> str:
+    """How a request was written, in words, for the result."""
+    if len(sends) == 1:
+        words = f"one send of {len(sends[0])} bytes"
+    elif len({len(piece) for piece in sends}) == 1:
+        words = f"{len(sends)} sends of {len(sends[0])} byte(s), {pause:g} s apart"
+    else:
+        words = f"sends of {', '.join(str(len(piece)) for piece in sends)} bytes, {pause:g} s apart"
+    return words + ("; then FIN" if fin else "")
+
+
+def shaped_request(family: int, sockaddr: tuple, payload: bytes, counts: Tally, args: argparse.Namespace) -> None:
+    """One request, written as ``--split``, ``--fin`` and ``--back-to-back`` say, on a blocking socket.
+
+    Each socket call may wait ``--timeout`` seconds. The first complete
+    message that comes back is the response; whatever follows it is not read.
+    """
+    started = time.monotonic()
+    response: Message | None = None
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.settimeout(args.timeout)
+            sock.connect(sockaddr)
+            counts.local = format_sockaddr(sock.getsockname())
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # each piece leaves at once (no Nagle)
+            for number, piece in enumerate(pieces(payload, args.split)):
+                if number:
+                    time.sleep(args.pause)  # the server's recv() returns what came so far
+                sock.sendall(piece)
+                counts.bytes_sent += len(piece)
+            if args.fin:
+                sock.shutdown(socket.SHUT_WR)  # FIN: nothing more is coming; the answer still may
+            reader = MessageReader(CLIENT_MAX_CONTENT)
+            while response is None:
+                data = sock.recv(RECV_SIZE)
+                if not data:
+                    counts.failed(Outcome.CLOSED.value, None, "the server closed before the whole response arrived")
+                    return
+                counts.bytes_received += len(data)
+                response = reader.feed_first(data)
+        except ProtocolError as exc:
+            counts.failed(Outcome.MISMATCH.value, None, f"malformed response: {exc}")
+            return
+        except OSError as exc:
+            counts.raised(exc)
+            return
+    problem = count_response(counts, response, args.expect, started)
+    if problem is not None:
+        counts.failed(Outcome.MISMATCH.value, None, problem)
+
+
 def client(args: argparse.Namespace) -> dict[str, Any]:
     """Send a request, print the response as one JSON result.
 
@@ -446,7 +522,20 @@ def client(args: argparse.Namespace) -> dict[str, Any]:
         payload = binary_request(args.binary.encode())
     else:
         payload = search_request(args.value, args.action)
+    shaped = args.split is not None or args.fin or args.back_to_back
+    if shaped and args.requests != 1:
+        cli.fail("--split, --fin and --back-to-back shape one request: leave out --requests")
+    if args.back_to_back and args.split is not None:
+        # A server of one request per connection answers the first and closes: the second's pieces would hit a reset.
+        cli.fail("--back-to-back writes both requests at once: leave out --split")
     counts = Tally(connections=args.requests)
+
+    if shaped:
+        request = payload * 2 if args.back_to_back else payload
+        sends = pieces(request, args.split)
+        return tally.client_result(
+            args.to, counts, lambda family, sockaddr: shaped_request(family, sockaddr, request, counts, args),
+            written=written(sends, args.pause, args.fin))
 
     def requests(family: int, sockaddr: tuple) -> None:
         Requests(family, sockaddr, payload, counts, expect=args.expect, timeout=args.timeout,
@@ -482,6 +571,16 @@ def parser() -> argparse.ArgumentParser:
                    help="make the request N times, each on a new connection (default: 1)")
     c.add_argument("--concurrency", type=cli.positive_int, default=10, metavar="C",
                    help="with --requests: at most C requests in flight at once (default: 10)")
+    c.add_argument("--split", choices=["bytewise", "prefix"],
+                   help="write the request in pieces: every byte in a send of its own (bytewise), or the 2-byte "
+                   "length prefix cut after its first byte (prefix), with --pause between them")
+    c.add_argument("--pause", type=cli.non_negative_seconds, default=0.01, metavar="S",
+                   help="with --split: seconds between two pieces, so that a server's recv() returns part of the "
+                   "request (default: 0.01)")
+    c.add_argument("--fin", action="store_true",
+                   help="shut down the sending side (a FIN) right after the request; the server must still answer")
+    c.add_argument("--back-to-back", action="store_true",
+                   help="send the request twice in one write; the first response is the one judged")
     return p
 
 
