@@ -12,10 +12,10 @@ the host itself, until the service is ready.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from socklab import keys
-from socklab.constants import LAB_HOME, NODES_PARENT
+from socklab.constants import GRADED_USER, LAB_HOME, LAB_USER, NODES_PARENT, SUBMISSION_HOME
 from socklab.model import Argv, Command, Probe, Run, Service
 
 Render = Callable[[str], str]
@@ -24,6 +24,9 @@ COMMAND_LIMIT = 120.0  # seconds any one check's program may take
 READY_LIMIT = 15.0  # seconds a service has to become ready
 GRACE = 5.0  # on top of a probe's own timeouts, for Python to start and report
 READY_EXIT_GONE = 3  # nodes.ready: the service exited first
+# A graded program's hard limits (prlimit's names): its largest file, its open files, no core dump.
+GRADED_LIMITS = {"fsize": 16 * 2**20, "nofile": 4096, "core": 0}
+GRADED_TASKS = 256  # processes and threads the graded user may have on a host (nodes.guard); hosts allow PIDS_LIMIT
 
 
 def python(program: str, args: list[str]) -> list[str]:
@@ -98,12 +101,65 @@ def service_argv(service: Service, render: Render, ready_limit: float = READY_LI
     else:
         argv = words(service.command, render)
     command = shlex.join(placed(argv, render, service.cwd, service.env))
-    start = (f"( {command} >>{log} 2>&1 </dev/null & echo $! >{pid}; wait $!; echo $? >{status} ) "
+    guard = ""
+    if service.user == GRADED_USER:  # this wrapper runs as root (``exec_user``): the program alone is the student
+        command = shlex.join(confined(placed(argv, render, service.cwd, service.env)))
+        watch = python("guard", ["--user", GRADED_USER, "--max", str(GRADED_TASKS)])
+        guard = f"{shlex.join(watch)} >>{log} 2>&1 </dev/null & "  # first, so that it runs before any fork bomb
+    start = (f"( {guard}{command} >>{log} 2>&1 </dev/null & echo $! >{pid}; wait $!; echo $? >{status} ) "
              f">/dev/null 2>&1 </dev/null &")
     if service.ready is None:
         return ["sh", "-c", start]
-    wait = shlex.join(ready_argv(render(service.ready), ready_limit, pid=pid, log=log))
-    return ["sh", "-c", f"{start}\nexec {wait}"]
+    wait = ready_argv(render(service.ready), ready_limit, pid=pid, log=log)
+    if service.user == GRADED_USER:  # the readiness check is the lab's, as for any other service
+        wait = ["setpriv", f"--reuid={LAB_USER}", f"--regid={LAB_USER}", "--init-groups", "--", *wait]
+    return ["sh", "-c", f"{start}\nexec {shlex.join(wait)}"]
+
+
+def exec_user(service: Service) -> str:
+    """Who runs ``service_argv``'s wrapper: root for the graded user (it drops to that user for the program only)."""
+    return "root" if service.user == GRADED_USER else service.user
+
+
+def confined(argv: list[str]) -> list[str]:
+    """``argv`` as the graded user, started by root: no capability, no way back up, bounded.
+
+    The program runs as ``GRADED_USER`` (its own uid and gid, in none of the
+    lab's groups), so it can neither write socklab's files (nodes/, the lab
+    user's home, the logs and pid files) nor signal or trace the lab's
+    processes, and it starts in its own folder, SUBMISSION_HOME. setpriv
+    leaves it no capability at all (a uid change from root clears them, and
+    the inheritable set is emptied) and sets no_new_privs, so that no
+    set-uid program or file capability (tcpdump's) gives any back. The
+    bounding set stays the host's: dropping from it needs CAP_SETPCAP,
+    which lab hosts do not have, and with nothing permitted and no_new_privs
+    it grants nothing. The limits (``GRADED_LIMITS``) are set as hard ones,
+    before the uid changes, so that it cannot raise them: no file over 16 MiB
+    (its log included), no more open files than a lesson's server needs, no
+    core dump. choom makes it the first that the out-of-memory killer takes
+    (a memory hog dies before the lab's own servers on its host), nice leaves
+    the lab's programs the CPU first. Each wrapper execs the next, so the
+    pid a shell sees (``$!``) is the program's own.
+    """
+    limits = [f"--{name}={value}" for name, value in GRADED_LIMITS.items()]
+    return ["choom", "-n", "1000", "--", "nice", "-n", "10", "prlimit", *limits, "--",
+            "setpriv", f"--reuid={GRADED_USER}", f"--regid={GRADED_USER}", "--init-groups", "--inh-caps=-all",
+            "--no-new-privs", "--", "env", "-C", SUBMISSION_HOME, f"HOME={SUBMISSION_HOME}", f"USER={GRADED_USER}",
+            f"LOGNAME={GRADED_USER}", *argv]
+
+
+def as_user(argv: Sequence[str], user: str) -> tuple[list[str], str]:
+    """A command run to its end (a check, a client) as ``user``: the argv and the user for the engine's exec.
+
+    For the graded user it is root's exec with the program ``confined``; a
+    leading ``timeout`` (``bounded``) stays outside, as root, so that the
+    program cannot kill the clock that bounds it.
+    """
+    words = list(argv)
+    if user != GRADED_USER:
+        return words, user
+    clock, rest = (words[:4], words[4:]) if words[:1] == ["timeout"] else ([], words)
+    return [*clock, *confined(rest)], "root"
 
 
 def ready_argv(condition: str, limit: float = READY_LIMIT, *, pid: str | None = None,

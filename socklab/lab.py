@@ -157,8 +157,10 @@ class Lab:
     # -- running things on hosts -------------------------------------------------
 
     def exec(self, host: str, argv: Sequence[str], *, user: str = LAB_USER, detach: bool = False) -> ExecResult:
+        """Run ``argv`` on ``host`` as ``user``; as the graded user, confined (``commands.as_user``)."""
         if host not in self.infos:
             raise SocklabError(f"lab {self.id} has no host {host!r} (it has {', '.join(self.infos)})")
+        argv, user = commands.as_user(argv, user)
         return self.backend.exec(self.infos[host].handle, argv, user=user, detach=detach)
 
     def put(self, host: str, source: Path | str | bytes, target: str, *, read_only: bool = False) -> None:
@@ -280,7 +282,7 @@ class Lab:
     def start_service(self, service: Service) -> ServiceResult:
         """Start a background program and wait, on its host, until it is ready."""
         render = lambda text: self.render(text, service.host)  # noqa: E731
-        result = self.exec(service.host, commands.service_argv(service, render), user=service.user)
+        result = self.exec(service.host, commands.service_argv(service, render), user=commands.exec_user(service))
         outcome = ServiceResult(service.name, service.host, str(service.command), ready=result.ok)
         if not result.ok:
             self._require_host(service.host, result)

@@ -131,3 +131,28 @@ def test_a_service_of_ones_own_keeps_its_log_and_waits_for_a_log_line() -> None:
     assert start.startswith("( env -C /lab/app python3 server.py 198.18.0.2 >>/lab/log/app.log 2>&1")
     assert wait == ("exec python3 -m nodes.ready log:Listening --timeout 15 --pidfile /lab/run/app.pid "
                     "--log /lab/log/app.log")
+
+
+def test_a_graded_service_is_started_by_root_and_runs_confined_as_the_graded_user_beside_its_guard() -> None:
+    service = Service("echo", "server", Argv(("python3", "echo.py", "{s.lan.ipv4}")), ready="tcp://*:7",
+                      user="student", cwd="/submission/server")
+    assert commands.exec_user(service) == "root" and commands.exec_user(replace(service, user="lab")) == "lab"
+    start, wait = commands.service_argv(service, render)[2].splitlines()
+    guard, program = start.removeprefix("( ").split(" & ", 1)
+    assert guard == (f"python3 -m nodes.guard --user student --max {commands.GRADED_TASKS} "
+                     ">>/lab/log/echo.log 2>&1 </dev/null")
+    assert program.startswith("choom -n 1000 -- nice -n 10 prlimit --fsize=16777216 --nofile=4096 --core=0 -- setpriv "
+                              "--reuid=student --regid=student --init-groups --inh-caps=-all --no-new-privs -- env -C "
+                              "/submission HOME=/submission USER=student LOGNAME=student env -C /submission/server "
+                              "python3 echo.py 198.18.0.2 >>/lab/log/echo.log")
+    assert "echo $! >/lab/run/echo.pid; wait $!; echo $? >/lab/run/echo.exit" in program
+    assert wait.startswith("exec setpriv --reuid=lab --regid=lab --init-groups -- python3 -m nodes.ready 'tcp://*:7'")
+
+
+def test_a_command_as_the_graded_user_is_roots_exec_with_the_clock_outside_the_confinement() -> None:
+    argv = commands.program_argv(Argv(("python3", "client.py")), render, 30)
+    assert commands.as_user(argv, "lab") == (argv, "lab")
+    confined, user = commands.as_user(argv, "student")
+    assert user == "root" and confined[:4] == ["timeout", "-k", "1", "30"]
+    assert confined[4:] == commands.confined(["python3", "client.py"])
+    assert "--reuid=student" in confined and confined[-2:] == ["python3", "client.py"]
