@@ -15,12 +15,12 @@ import ipaddress
 import re
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nodes.outcomes import Outcome
-from socklab.constants import IPV4_POOL, IPV6_POOL, LAB_USER
+from socklab.constants import GRADED_USER, IPV4_POOL, IPV6_POOL, LAB_USER
 from socklab.keys import Invalid, key
 
 TOPICS = (
@@ -31,7 +31,7 @@ TOPICS = (
     "Servers for many clients",
     "Same host only",
 )
-USERS = (LAB_USER, "root")
+USERS = (LAB_USER, "root", GRADED_USER)  # the graded user: a submission's, confined (socklab.commands)
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
 NAME_RULE = "use 1-31 lowercase letters, digits and '-', starting with a letter"
 FILES_LIMIT = 64 * 2**20  # bytes that one files entry may hold (a file, or a folder and all it contains)
@@ -88,6 +88,7 @@ class FileCopy:
     target: str  # an absolute path on the host
     source: Path | bytes  # on this machine (relative: to the scenario file's folder), or one file's content
     read_only: bool = False
+    user: str = LAB_USER  # who owns it on the host (a graded submission's files belong to the graded user)
 
 
 def _files(table: dict[str, Any]) -> tuple[FileCopy, ...]:
@@ -207,19 +208,6 @@ def _regex(text: str) -> str:
     return text
 
 
-@dataclass(frozen=True)
-class Implementation:
-    """Somebody's own program, standing in for one of nodes/ (grading mode)."""
-
-    role: str  # the program it replaces (echo), or a service's name
-    source: str  # the path it was read from, for the report
-    code: bytes = field(repr=False, default=b"")
-
-    @property
-    def filename(self) -> str:
-        return f"impl/{self.role.replace('/', '_')}.py"
-
-
 READY_DOC = ("wait until it is ready: a socket listens (tcp://ADDR:PORT, udp://ADDR:PORT, unix:///PATH, ADDR * for "
              "any), a line of its log matches (log:REGEX), or a command exits 0 (command:LINE)")
 
@@ -235,7 +223,6 @@ class Service:
                        example='"echo serve --bind 0.0.0.0 --port 65432"')
     ready: str | None = key(READY_DOC, None, refs="ready", example='"tcp://127.0.0.1:65432"')
     user: str = key("who runs it", LAB_USER, choices=USERS, what="a lab user", example='"root"')
-    impl: Implementation | None = None  # run this instead of nodes/<program>
     shell: str | None = key("instead of run: a command line for sh -c", None, refs="text",
                             example='"nc -lk 7000 < /lab/greeting"')
     cwd: str | None = key("the folder it runs in (default: the lab user's home, /lab)", None, refs="text",
@@ -268,6 +255,14 @@ class Probe:
                           example="true")
     bufsize: int = key("UDP: receive buffer size (a smaller one truncates)", 65535, low=1, high=65535,
                        flag="--bufsize", example="8")
+    rcvbuf: int | None = key("TCP: set SO_RCVBUF to this many bytes before connecting (Linux doubles it): a small "
+                             "window, so that the echo piles up in the server's send buffer", None, low=1,
+                             high=64 * 2**20, flag="--rcvbuf", example="4096")
+    read_delay: float = key("TCP: pause this many seconds before each recv of the echo: a slow reader", 0.0,
+                            low=0.0, high=10.0, flag="--read-delay", example="0.01")
+    hold_other: bool = key("TCP: first open another connection, have it echoed, and keep it open and silent during "
+                           "the attempt (a server that serves one client at a time never gets to this one)", False,
+                           flag="--hold-other", example="true")
     reuse_addr: bool = key("with bind: set SO_REUSEADDR first", False, flag="--reuse-addr", example="true")
     v6only: bool | None = key("with bind on an IPv6 address: IPV6_V6ONLY on (true) or off (false)", None,
                               flag="--v6only", flag_off="--dual-stack", example="true")
@@ -343,6 +338,9 @@ class Check:
         takes=dict, refs="text", example='{ loss_ratio = [0.05, 0.4] }')
     user: str = key("who makes the attempt", LAB_USER, choices=USERS, what="a lab user", example='"root"')
     limit: float | None = key("seconds a program may take (default 120)", None, low=1.0, high=600.0, example="60")
+    grades: tuple[str, ...] = key("when grading: the programs (or services) this check grades, if not those whose "
+                                  "port it talks to", (), example='["echo"]')
+    points: float = key("when grading: what the check is worth", 1.0, low=0.0, high=1000.0, example="2")
 
     @property
     def action(self) -> Action:
