@@ -25,6 +25,7 @@ from rich.markup import escape
 
 from socklab import api, benchmarks, catalogue, console, events, grading, reports, schema
 from socklab.errors import ScenarioError, SocklabError, UsageError
+from socklab.reports import cohort as class_reports
 from socklab.runner import DEFAULT_JOBS
 
 # Piped into a file or a CI log, tables get room to breathe instead of 80 columns.
@@ -123,8 +124,11 @@ def explain(c: Context, name: str, scenarios: str = "") -> None:
         "quiet": "no progress and no table: print only the results folder",
         "capture": "record a pcap of every interface of every host into the results folder",
         "json": "print report.json on stdout instead of the table",
-        "impl": "grade a program: ROLE=FILE runs FILE wherever a scenario runs the program (or service) ROLE, "
-        "as in echo=student/echo_server.py; repeatable",
+        "impl": "grade a submission: ROLE=FILE runs python3 FILE wherever a scenario runs the program (or service) "
+        "ROLE, with socklab's arguments; ROLE=FOLDER/:COMMAND runs COMMAND in a copy of FOLDER, with "
+        "placeholders {host} {port} {address} (as in 'app=sub/:python3 app-server.py {host} {port}'); "
+        "ROLE may be PROGRAM-client (app-client) for a client; repeatable",
+        "rubric": "a grading.toml: commands by role, scenarios, points by check, the time limit",
         "scenarios": SCENARIOS_HELP,
     },
     iterable=["impl"],
@@ -132,18 +136,24 @@ def explain(c: Context, name: str, scenarios: str = "") -> None:
 @_friendly
 def run(c: Context, names: str, jobs: int = DEFAULT_JOBS, results: str = str(reports.DEFAULT_ROOT),
         quiet: bool = False, json_: bool = False, capture: bool = False, impl: list[str] | None = None,
-        scenarios: str = "") -> None:
+        rubric: str = "", scenarios: str = "") -> None:
     """Run scenarios across containers (NAME[,NAME...], files, or --all); exit 1 if a check failed."""
     everything = names == ALL
     selected = api.select([] if everything else _names(names), everything=everything,
                           directory=catalogue.folder(scenarios))
-    if impl:
-        selected = grading.select(selected, [grading.parse(spec) for spec in impl])
+    plans: list[grading.Plan | None] = []
+    budgets: list[grading.Budget | None] = []
+    if impl or rubric:
+        if not impl:
+            raise UsageError("--rubric", "grades nothing without a submission", "add --impl ROLE=FILE")
+        chosen = grading.rubric.load(Path(rubric)) if rubric else grading.Rubric()
+        selected, by_name = grading.prepare(selected, impl, chosen)
+        plans, budgets = [by_name[s.name] for s in selected], [grading.Budget(chosen.seconds)] * len(selected)
     silent = quiet or json_
     progress = console.LiveProgress(err, selected)
     with contextlib.nullcontext() if silent else progress:
         result = api.run(selected, jobs=jobs, results_root=Path(results), capture=capture,
-                         listener=events.ignore if silent else progress)
+                         listener=events.ignore if silent else progress, plans=plans, budgets=budgets)
     if json_:
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     elif quiet:
@@ -151,6 +161,32 @@ def run(c: Context, names: str, jobs: int = DEFAULT_JOBS, results: str = str(rep
     else:
         console.print_run(out, result)
         console.print_grades(out, result)
+    if result.exit_status:
+        raise Exit(code=result.exit_status)
+
+
+@task(
+    help={
+        "submissions": "the class: a folder holding a folder per student",
+        "role": "what the submissions are: a program of the catalogue (echo, app), a service's name, or "
+        "PROGRAM-client (app-client) for clients",
+        "rubric": "a grading.toml: the command that starts a submission, scenarios, points per check, time per "
+        "student (without one, each student's folder must hold one Python file)",
+        "jobs": f"how many labs run side by side, any student's (default: {DEFAULT_JOBS})",
+        "results": "folder under which the class's results folder is made (default: results)",
+        "scenarios": SCENARIOS_HELP,
+    },
+)
+@_friendly
+def grade(c: Context, submissions: str, role: str, rubric: str = "", jobs: int = DEFAULT_JOBS,
+          results: str = str(reports.DEFAULT_ROOT), scenarios: str = "") -> None:
+    """Grade a class: every student's folder against the same checks; a report each, and the class's CSV and page."""
+    progress = console.ClassProgress(err)
+    with progress:
+        result = api.grade_class(Path(submissions), role, rubric=Path(rubric) if rubric else None,
+                                 directory=catalogue.folder(scenarios), jobs=jobs, results_root=Path(results),
+                                 listener=progress)
+    console.print_class(out, result, class_reports.commonest_lines(result))
     if result.exit_status:
         raise Exit(code=result.exit_status)
 

@@ -14,15 +14,18 @@ from pathlib import Path
 from typing import BinaryIO
 
 from socklab import capture as capture_commands
-from socklab import catalogue, events, files, reports, runner, schema
+from socklab import catalogue, events, files, grading, reports, runner, schema
 from socklab import scenario as scenario_file
 from socklab.backend import Backend, ExecResult, LabSummary
 from socklab.constants import CATALOGUE_DIR, LAB_USER, owner
 from socklab.errors import SocklabError, UsageError
+from socklab.grading import Plan, cohort
+from socklab.grading.marking import Budget
 from socklab.interrupts import Interruptions, calling_on_signals
 from socklab.lab import Lab
 from socklab.model import FileCopy, Scenario
-from socklab.results import RunningLab, RunResult
+from socklab.reports import cohort as class_reports
+from socklab.results import ClassResult, RunningLab, RunResult
 
 
 def default_backend() -> Backend:
@@ -80,10 +83,48 @@ def refresh_docs(readme: Path, directory: Path = CATALOGUE_DIR) -> list[str]:
 def run(
     scenarios: Sequence[Scenario], *, backend: Backend | None = None, jobs: int = runner.DEFAULT_JOBS,
     results_root: Path = reports.DEFAULT_ROOT, listener: events.Listener = events.ignore, capture: bool = False,
+    plans: Sequence[Plan | None] = (), budgets: Sequence[Budget | None] = (), folder: Path | None = None,
 ) -> RunResult:
-    """Run scenarios and write their results folder; the result's exit_status is the run's."""
-    result = runner.run(scenarios, backend or default_backend(), jobs=jobs, listener=listener, capture=capture)
-    reports.write(result, reports.new_folder(results_root))
+    """Run scenarios and write their results folder; the result's exit_status is the run's.
+
+    Grading, ``plans`` say how each scenario grades its submissions (see
+    ``socklab.grading.prepare``) and ``budgets`` how much time their checks
+    have, in the order of ``scenarios``. The results go to a new folder
+    under ``results_root``, or to ``folder``.
+    """
+    result = runner.run(scenarios, backend or default_backend(), jobs=jobs, listener=listener, capture=capture,
+                        plans=plans, budgets=budgets)
+    reports.write(result, folder or reports.new_folder(results_root))
+    return result
+
+
+def grade_class(
+    folder: Path, role: str, *, rubric: Path | None = None, directory: Path = CATALOGUE_DIR,
+    jobs: int = runner.DEFAULT_JOBS, results_root: Path = reports.DEFAULT_ROOT, backend: Backend | None = None,
+    listener: events.Listener = events.ignore,
+) -> ClassResult:
+    """Grade every student's submission (a subfolder of ``folder`` each) as ``role``; write the class's results.
+
+    The rubric (``grading.toml``) may give the command that starts a
+    submission, the scenarios, points and the time each student has; with
+    none, each student's folder must hold one Python file, and every
+    scenario of the catalogue with a check of the role grades it. Every
+    submission is checked before anything runs (exit 2 for a bad one).
+    The results folder holds a folder per student (report.html,
+    report.json, junit.xml, Gradescope's results.json) and the class's
+    views: class.csv, class.html.
+    """
+    chosen = grading.rubric.load(rubric) if rubric else grading.Rubric()
+    scenarios = catalogue.load(chosen.scenarios, directory)
+    prepared = cohort.prepare_class(folder, role, scenarios, chosen)
+    result = cohort.grade(prepared, role, chosen, backend or default_backend(), jobs=jobs, listener=listener)
+    out = reports.new_folder(results_root)
+    for student in result.students:
+        student.results_dir = str(reports.write(student.run, out / student.student, latest=False))
+        class_reports.write_student(student, out / student.student)
+    result.results_dir = str(out)
+    class_reports.write_class(result, out)
+    reports.point_latest(out)
     return result
 
 

@@ -15,7 +15,7 @@ import shlex
 from collections.abc import Callable, Sequence
 
 from socklab import keys
-from socklab.constants import GRADED_USER, LAB_HOME, LAB_USER, NODES_PARENT, SUBMISSION_HOME
+from socklab.constants import GRADED_USER, LAB_HOME, LAB_USER, SUBMISSION_HOME
 from socklab.model import Argv, Command, Probe, Run, Service
 
 Render = Callable[[str], str]
@@ -26,7 +26,7 @@ GRACE = 5.0  # on top of a probe's own timeouts, for Python to start and report
 READY_EXIT_GONE = 3  # nodes.ready: the service exited first
 # A graded program's hard limits (prlimit's names): its largest file, its open files, no core dump.
 GRADED_LIMITS = {"fsize": 16 * 2**20, "nofile": 4096, "core": 0}
-GRADED_TASKS = 256  # processes and threads the graded user may have on a host (nodes.guard); hosts allow PIDS_LIMIT
+GRADED_TASKS = 768  # processes and threads the graded user may have on a host (nodes.guard); hosts allow PIDS_LIMIT
 
 
 def python(program: str, args: list[str]) -> list[str]:
@@ -96,10 +96,7 @@ def service_argv(service: Service, render: Render, ready_limit: float = READY_LI
     exit status, if it ever exits, is written next to its pid.
     """
     log, pid, status = service_files(service)
-    if service.impl and isinstance(service.command, Command):
-        argv = ["python3", f"{NODES_PARENT}/{service.impl.filename}", *(render(a) for a in service.command.args)]
-    else:
-        argv = words(service.command, render)
+    argv = words(service.command, render)
     command = shlex.join(placed(argv, render, service.cwd, service.env))
     guard = ""
     if service.user == GRADED_USER:  # this wrapper runs as root (``exec_user``): the program alone is the student

@@ -14,6 +14,7 @@ from types import TracebackType
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -21,7 +22,7 @@ from socklab import events
 from socklab.backend import LabSummary
 from socklab.benchmarks import Figure
 from socklab.model import Probe, Scenario
-from socklab.results import Addresses, RunningLab, RunResult, ScenarioResult, Status, evidence_facts
+from socklab.results import Addresses, ClassResult, RunningLab, RunResult, ScenarioResult, Status, evidence_facts
 
 VERDICT = {Status.PENDING: "[dim]running[/]", Status.PASSED: "[green]passed[/]", Status.FAILED: "[red]failed[/]",
            Status.SKIPPED: "[yellow]skipped[/]"}
@@ -89,8 +90,9 @@ def print_run(console: Console, run: RunResult) -> None:
                           f"[{style}]{check.observed}[/]", escape(", ".join(evidence_facts(check.evidence))))
     console.print(table)
     for scenario in run.scenarios:
+        marked = {mark.check for mark in scenario.marks}  # grading: print_grades says why, once
         for check in scenario.checks:
-            if not check.passed:
+            if not check.passed and check.name not in marked:
                 console.print(f"[red]✘ {escape(scenario.name)} / {escape(check.name)}[/]: {escape(check.detail)}\n"
                               f"  on {check.host}: [dim]{escape(check.action)}[/]", soft_wrap=True)
         if scenario.not_ready:
@@ -104,15 +106,74 @@ def print_run(console: Console, run: RunResult) -> None:
 
 
 def print_grades(console: Console, run: RunResult) -> None:
-    """Grading mode: per implementation, how many checks it passed, and what caught it."""
+    """Grading: per submission, points held over points possible, and for each check that caught it, why."""
     for grade in run.grades():
         colour = "green" if grade.clean else "red"
-        console.print(f"[bold]{escape(grade.role)}[/] = {escape(grade.file)}: "
-                      f"[{colour}]{len(grade.passed)} of {grade.total} checks held[/]", soft_wrap=True)
-        for caught in grade.failed:
-            console.print(f"  caught by {escape(caught)}", soft_wrap=True)
-        for broken in grade.labs_not_ready:
-            console.print(f"  lab not ready: {escape(broken)}", soft_wrap=True)
+        console.print(f"[bold]{escape(grade.role)}[/] = {escape(grade.source)}: "
+                      f"[{colour}]{points(grade.score)} of {points(grade.possible)} points[/] "
+                      f"({len(grade.marks) - len(grade.caught)} of {len(grade.marks)} checks held)", soft_wrap=True)
+        for mark in grade.caught:
+            console.print(f"  [red]✗[/] {escape(mark.name)}", soft_wrap=True)
+            console.print(f"      {escape(mark.why)}", soft_wrap=True, highlight=False)
+            if mark.program:
+                console.print(f"      the program: {escape(mark.program)}"
+                              + (" (started again for the next check)" if mark.restarted else ""),
+                              soft_wrap=True, highlight=False)
+
+
+def print_class(console: Console, result: ClassResult, commonest: Sequence[str]) -> None:
+    """A class graded: a line per student (its score and what caught it), the commonest failures, the folder."""
+    table = Table(title=f"Graded as {result.role}", title_justify="left")
+    for column in ("student", "points", "checks held", "caught by"):
+        table.add_column(column)
+    for student in result.students:
+        grade = student.grade
+        colour = "green" if grade.clean else "red"
+        table.add_row(escape(student.student), f"[{colour}]{points(grade.score)} / {points(grade.possible)}[/]",
+                      f"{len(grade.marks) - len(grade.caught)} of {len(grade.marks)}",
+                      escape("; ".join(mark.name for mark in grade.caught)))
+    console.print(table)
+    for line in commonest:
+        console.print(f"  {escape(line)}", highlight=False)
+    said = "interrupted: every lab was torn down" if result.interrupted else f"{len(result.students)} students graded"
+    console.print(f"{said} in {result.seconds:.1f} s. Results: {result.results_dir}", soft_wrap=True)
+
+
+class ClassProgress:
+    """A listener for a class's grading: one bar over every lab, with the time it has taken and the time left."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.bar = Progress(TextColumn("grading"), BarColumn(), MofNCompleteColumn(), TextColumn("labs"),
+                            TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=console,
+                            transient=True, disable=not console.is_terminal)
+        self.task = self.bar.add_task("labs", total=None)  # until the run says how many
+        self.done = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, event: events.Event) -> None:
+        with self.lock:
+            if isinstance(event, events.Note):
+                self.console.print(f"[dim]{escape(event.text)}[/]")
+            elif isinstance(event, events.RunStarted):
+                self.bar.update(self.task, total=event.scenarios)
+            elif isinstance(event, events.ScenarioFinished):
+                self.bar.advance(self.task)
+                self.done += 1
+                if not self.console.is_terminal and self.done % 10 == 0:
+                    self.console.print(f"[dim]{self.done} labs graded[/]")
+
+    def __enter__(self) -> ClassProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+
+def points(value: float) -> str:
+    """2.0 -> "2", 1.5 -> "1.5"."""
+    return f"{value:g}"
 
 
 def print_catalogue(console: Console, grouped: dict[str, list[Scenario]]) -> None:

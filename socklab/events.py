@@ -23,6 +23,13 @@ class Note:
 
 
 @dataclass(frozen=True)
+class RunStarted:
+    """The image is ready and this many scenarios are about to run (a class's grading: every student's)."""
+
+    scenarios: int
+
+
+@dataclass(frozen=True)
 class PhaseStarted:
     scenario: str
     phase: str  # one of PHASES
@@ -39,7 +46,7 @@ class ScenarioFinished:
     result: ScenarioResult
 
 
-Event = Note | PhaseStarted | CheckFinished | ScenarioFinished
+Event = Note | RunStarted | PhaseStarted | CheckFinished | ScenarioFinished
 Listener = Callable[[Event], None]
 
 

@@ -8,6 +8,8 @@ remote engine works as well as a local one. The tar says who owns what:
   docker/provision makes it in the node image), with the modes of the
   source's kind: folders 0755, files 0644, or 0755 if the source is
   executable by its owner;
+- a copy for the graded user (``FileCopy.user``: a submission) is owned by
+  that user (``GRADED_ID``), with the same modes;
 - a read-only copy belongs to root, group ``lab``, with no write bit at all
   (folders 0555, files 0444 or 0555): the lab user can read it but neither
   write it nor give itself the write bit back (only an owner may chmod);
@@ -15,7 +17,7 @@ remote engine works as well as a local one. The tar says who owns what:
   (a link given as the source itself is followed: you name what it points to);
 - sockets, pipes and devices inside a folder are left out, as tar does;
 - folders above a target that the host lacks are created for the lab user
-  (``missing_parents``): an entry for each is in the tar, while folders that
+  (for the graded user under its home, ``SUBMISSION_HOME``) (``missing_parents``): an entry for each is in the tar, while folders that
   exist are never named in it, since the engine would reset their owner and
   mode to the tar's.
 
@@ -34,7 +36,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from socklab.constants import LAB_HOME, LAB_USER
+from socklab.constants import GRADED_ID, GRADED_USER, LAB_HOME, LAB_USER, SUBMISSION_HOME
 from socklab.errors import SocklabError
 from socklab.model import FileCopy
 
@@ -57,6 +59,7 @@ class Owner:
 
 LAB = Owner(LAB_ID, LAB_ID, LAB_USER, LAB_USER)
 READ_ONLY = Owner(0, LAB_ID, "root", LAB_USER)  # the lab user may read (group lab), never write nor chmod
+GRADED = Owner(GRADED_ID, GRADED_ID, GRADED_USER, GRADED_USER)  # a submission's own files
 
 
 def host_path(path: str) -> str:
@@ -100,10 +103,15 @@ def archive(copies: Sequence[FileCopy], parents: Iterable[str] = ()) -> bytes:
     now = int(time.time())
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for folder in parents:
-            tar.addfile(_info(_name(folder), tarfile.DIRTYPE, FOLDER_MODE, LAB, now))
+            tar.addfile(_info(_name(folder), tarfile.DIRTYPE, FOLDER_MODE, _parent_owner(folder), now))
         for copy in copies:
-            _add(tar, _name(copy.target), copy.source, copy.read_only, now)
+            _add(tar, _name(copy.target), copy.source, _modes(copy), now)
     return buffer.getvalue()
+
+
+def _parent_owner(folder: str) -> Owner:
+    """A folder made above a copy: the graded user's in its own home (a submission's folder), else the lab user's."""
+    return GRADED if PurePosixPath(host_path(folder)).is_relative_to(SUBMISSION_HOME) else LAB
 
 
 def size(copies: Iterable[FileCopy]) -> int:
@@ -135,13 +143,17 @@ def _info(name: str, kind: bytes, mode: int, owner: Owner, mtime: int, size: int
     return info
 
 
-def _modes(read_only: bool) -> tuple[Owner, int]:
-    """Who owns a copy, and the bits to take away from its modes."""
-    return (READ_ONLY, WRITE_BITS) if read_only else (LAB, 0)
+Modes = tuple[Owner, int]  # who owns a copy, and the bits to take away from its modes
 
 
-def _add(tar: tarfile.TarFile, name: str, source: Source, read_only: bool, now: int) -> None:
-    owner, unwritable = _modes(read_only)
+def _modes(copy: FileCopy) -> Modes:
+    if copy.read_only:
+        return READ_ONLY, WRITE_BITS
+    return (GRADED, 0) if copy.user == GRADED_USER else (LAB, 0)
+
+
+def _add(tar: tarfile.TarFile, name: str, source: Source, modes: Modes, now: int) -> None:
+    owner, unwritable = modes
     if isinstance(source, bytes):
         tar.addfile(_info(name, tarfile.REGTYPE, FILE_MODE & ~unwritable, owner, now, len(source)),
                     io.BytesIO(source))
@@ -152,23 +164,23 @@ def _add(tar: tarfile.TarFile, name: str, source: Source, read_only: bool, now: 
         raise SocklabError(f"{source}: cannot be read ({exc.strerror or exc})") from None
     if stat.S_ISDIR(found.st_mode):
         tar.addfile(_info(name, tarfile.DIRTYPE, FOLDER_MODE & ~unwritable, owner, int(found.st_mtime)))
-        _add_folder(tar, name, source, read_only)
+        _add_folder(tar, name, source, modes)
     elif stat.S_ISREG(found.st_mode):
-        _add_file(tar, name, source, found, read_only)
+        _add_file(tar, name, source, found, modes)
     else:
         raise SocklabError(f"{source}: is neither a file nor a folder")
 
 
-def _add_file(tar: tarfile.TarFile, name: str, path: Path, found: os.stat_result, read_only: bool) -> None:
-    owner, unwritable = _modes(read_only)
+def _add_file(tar: tarfile.TarFile, name: str, path: Path, found: os.stat_result, modes: Modes) -> None:
+    owner, unwritable = modes
     mode = (EXECUTABLE_MODE if found.st_mode & stat.S_IXUSR else FILE_MODE) & ~unwritable
     with path.open("rb") as data:
         tar.addfile(_info(name, tarfile.REGTYPE, mode, owner, int(found.st_mtime), found.st_size), data)
 
 
-def _add_folder(tar: tarfile.TarFile, name: str, folder: Path, read_only: bool) -> None:
+def _add_folder(tar: tarfile.TarFile, name: str, folder: Path, modes: Modes) -> None:
     """Everything inside ``folder``, by name, depth first: folders, files, and links as links."""
-    owner, unwritable = _modes(read_only)
+    owner, unwritable = modes
     with os.scandir(folder) as found:
         entries = sorted(found, key=lambda entry: entry.name)
     for entry in entries:
@@ -178,9 +190,9 @@ def _add_folder(tar: tarfile.TarFile, name: str, folder: Path, read_only: bool) 
             tar.addfile(_info(inner, tarfile.SYMTYPE, 0o777, owner, int(info.st_mtime), linkname=os.readlink(path)))
         elif entry.is_dir(follow_symlinks=False):
             tar.addfile(_info(inner, tarfile.DIRTYPE, FOLDER_MODE & ~unwritable, owner, int(info.st_mtime)))
-            _add_folder(tar, inner, path, read_only)
+            _add_folder(tar, inner, path, modes)
         elif entry.is_file(follow_symlinks=False):
-            _add_file(tar, inner, path, info, read_only)
+            _add_file(tar, inner, path, info, modes)
         # sockets, pipes and devices: left out, as tar leaves out sockets
 
 

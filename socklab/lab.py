@@ -31,7 +31,7 @@ from socklab.errors import EnvironmentProblem, LabError, SocklabError
 from socklab.files import archive, contents, host_path, missing_parents
 from socklab.interrupts import Interruptions
 from socklab.model import Argv, Command, FileCopy, Host, Network, Probe, Run, Service, ShellLine
-from socklab.results import NOT_FOUND, TIMED_OUT, HostAddresses, Observation, ServiceResult
+from socklab.results import NOT_FOUND, TIMED_OUT, HostAddresses, Observation, ServiceResult, ServiceState
 
 CUT_SHORT = (126, 137)  # a command the engine could not start, or that SIGKILL ended: what a host removal does
 REMOVAL_SETTLES = 3.0  # s the engine may take, after killing a host's commands, to stop listing it as running
@@ -94,7 +94,6 @@ class Lab:
         interruptions: Interruptions | None = None,
         listener: events.Listener = events.ignore,
         keep: bool = False,
-        extra_files: dict[str, bytes] | None = None,
         files: Sequence[FileCopy] = (),
     ) -> Iterator[Lab]:
         """Bring the hosts up and prepared; tear them down on exit unless ``keep``.
@@ -119,7 +118,7 @@ class Lab:
             listener(events.PhaseStarted(name, "hosts"))
             backend.host_images(hosts.values(), lambda text: listener(events.Note(text)))
             guard.checkpoint()
-            nodes, prepared = programs.archive(extra_files), {}
+            nodes, prepared = programs.archive(), {}
             copies = {host: [*files, *spec.files] for host, spec in hosts.items()}
 
             def get_ready(info: HostInfo) -> None:  # on each host's thread, as soon as it runs
@@ -292,6 +291,12 @@ class Lab:
             outcome.log = self.service_logs([service])[service.name]
         return outcome
 
+    def restart_service(self, service: Service) -> ServiceResult:
+        """Start a service that has exited again, under the same name: its log goes on, its exit status goes."""
+        _, _, status = commands.service_files(service)
+        self.exec(service.host, ["rm", "-f", status], user="root")
+        return self.start_service(service)
+
     def require(self, service: Service) -> ServiceResult:
         """``start_service``, for callers that cannot go on without it: raise LabError, with its log, if it fails."""
         started = self.start_service(service)
@@ -327,6 +332,23 @@ class Lab:
         if not result.ok:
             self._require_host(host, result)
             raise LabError(f"{host}: {(result.stderr or result.stdout).strip() or 'not ready'}")
+
+    def service_state(self, service: Service) -> ServiceState:
+        """Whether a started service still runs, its exit status if not, and its last log line.
+
+        One command on its host, as root (the service may be another user's).
+        A process that has exited but is not yet reaped (a zombie) counts as
+        gone; its exit status is waited for, briefly, as its wrapper writes it.
+        """
+        log, pid, status = commands.service_files(service)
+        script = (f'state=gone; pid=$(cat {pid} 2>/dev/null)\n'
+                  f'if [ -n "$pid" ] && [ -r /proc/$pid/status ] && ! grep -q "^State:.*Z" /proc/$pid/status; '
+                  f'then state=alive; else for i in $(seq 20); do [ -e {status} ] && break; sleep 0.05; done; fi\n'
+                  f'echo "$state $(cat {status} 2>/dev/null)"; grep -v "^[[:space:]]*$" {log} 2>/dev/null | tail -n 1')
+        result = self.exec(service.host, ["sh", "-c", script], user="root")
+        first, _, last = result.stdout.partition("\n")
+        state, _, code = first.partition(" ")
+        return ServiceState(state == "alive", int(code) if code.strip().isdigit() else None, last.strip())
 
     def service_logs(self, services: Sequence[Service]) -> dict[str, str]:
         """Every service's log (and exit status, if it exited), read in one go per host."""

@@ -23,8 +23,8 @@ def available() -> tuple[str, ...]:
     return tuple(sorted(p.stem for p in NODES_DIR.glob("*.py") if _MAIN_GUARD in p.read_text(encoding="utf-8")))
 
 
-def archive(extra: dict[str, bytes] | None = None) -> bytes:
-    """A tar of nodes/*.py (plus ``extra`` files, by relative path) to unpack on a host.
+def archive() -> bytes:
+    """A tar of nodes/*.py to unpack on a host.
 
     Built fresh for each lab, so that edits between runs take effect; it is a
     few dozen small files, so this costs well under a millisecond per host.
@@ -33,8 +33,6 @@ def archive(extra: dict[str, bytes] | None = None) -> bytes:
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for path in sorted(NODES_DIR.glob("*.py")):
             _add(tar, f"nodes/{path.name}", path.read_bytes())
-        for name, data in (extra or {}).items():
-            _add(tar, name, data)
     return buffer.getvalue()
 
 

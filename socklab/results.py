@@ -17,6 +17,7 @@ from socklab.errors import EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
 TIMED_OUT = 124  # a command's exit status when coreutils timeout had to stop it
 NOT_FOUND = 127  # a command's exit status when it is not on the host (sh and env say so)
+NOT_RUN = "not-run"  # a check's observation when it could not be made at all (grading: its program was down)
 
 
 class Status(StrEnum):
@@ -111,6 +112,21 @@ class ServiceResult:
     log: str = ""
 
 
+@dataclass(frozen=True)
+class ServiceState:
+    """A started service, looked at again: does it still run, and what did it last say?"""
+
+    alive: bool
+    exit_status: int | None = None  # if it exited
+    last_line: str = ""  # the last line of its log
+
+    def __str__(self) -> str:
+        said = f"; its last log line: {self.last_line}" if self.last_line else ""
+        if self.alive:
+            return f"it still runs{said}"
+        return (f"it exited with status {self.exit_status}" if self.exit_status is not None else "it is gone") + said
+
+
 @dataclass
 class ScenarioResult:
     name: str
@@ -123,7 +139,8 @@ class ScenarioResult:
     error: str = ""  # why the lab could not be readied, or why the scenario was not run
     hosts: HostAddresses = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what the hosts said while being prepared
-    implementations: dict[str, str] = field(default_factory=dict)  # role -> file, when grading
+    implementations: dict[str, str] = field(default_factory=dict)  # role -> submission, when grading
+    marks: list[Mark] = field(default_factory=list)  # when grading: the checks that count, and what each earned
     services: list[ServiceResult] = field(default_factory=list)
     checks: list[CheckResult] = field(default_factory=list)
     seconds: float = 0.0
@@ -146,23 +163,63 @@ class ScenarioResult:
 
 
 @dataclass
-class Grade:
-    """Grading mode: how one implementation (``role=file``) did on the checks it was run against."""
+class Mark:
+    """Grading: one check that counts in a submission's grade, the points it is worth, and what it earned.
+
+    A check that could not run because the program did not start, or had
+    died and could not be restarted, earns nothing, and ``detail`` says why.
+    """
 
     role: str
-    file: str
-    passed: list[str] = field(default_factory=list)  # "scenario / check"
-    failed: list[str] = field(default_factory=list)
-    labs_not_ready: list[str] = field(default_factory=list)  # "scenario: why"
+    scenario: str
+    check: str
+    points: float
+    earned: float
+    expected: str = ""
+    observed: str = ""
+    detail: str = ""  # why it was not held, in a sentence
+    program: str = ""  # what the graded program last said: its last log line, or how it exited
+    restarted: bool = False  # the program died during this check, and was started again for the next
 
     @property
-    def total(self) -> int:
-        return len(self.passed) + len(self.failed)
+    def name(self) -> str:
+        return f"{self.scenario} / {self.check}"
+
+    @property
+    def held(self) -> bool:
+        return self.earned >= self.points
+
+    @property
+    def why(self) -> str:
+        """What happened instead of what was expected, in one sentence."""
+        if self.detail.startswith("expected") or self.observed == NOT_RUN:
+            return self.detail
+        return f"expected {self.expected}, observed {self.observed}" + (f": {self.detail}" if self.detail else "")
+
+
+@dataclass
+class Grade:
+    """How one submission (``role = source``) did: its marks, points held over points possible."""
+
+    role: str
+    source: str
+    marks: list[Mark] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        return sum(m.earned for m in self.marks)
+
+    @property
+    def possible(self) -> float:
+        return sum(m.points for m in self.marks)
+
+    @property
+    def caught(self) -> list[Mark]:
+        return [m for m in self.marks if not m.held]
 
     @property
     def clean(self) -> bool:
-        """Every check held and every lab came up."""
-        return not self.failed and not self.labs_not_ready
+        return not self.caught
 
 
 @dataclass(frozen=True)
@@ -222,27 +279,68 @@ class RunResult:
         )
 
     def grades(self) -> list[Grade]:
-        """For each implementation graded (``role=file``): which checks it passed and which caught it."""
+        """For each submission graded: its marks, from every scenario, in the run's order."""
         grades: dict[tuple[str, str], Grade] = {}
         for scenario in self.scenarios:
-            for role, source in scenario.implementations.items():
-                grade = grades.setdefault((role, source), Grade(role, source))
-                if scenario.error:
-                    grade.labs_not_ready.append(f"{scenario.name}: {scenario.error.splitlines()[0]}")
-                for check in scenario.checks:
-                    (grade.passed if check.passed else grade.failed).append(f"{scenario.name} / {check.name}")
+            for mark in scenario.marks:
+                source = scenario.implementations.get(mark.role, "")
+                grades.setdefault((mark.role, source), Grade(mark.role, source)).marks.append(mark)
         return list(grades.values())
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON report: packet captures appear by file name, their bytes go to files of their own."""
         data = asdict(self)
-        data["grades"] = {f"{g.role}={g.file}": asdict(g) for g in self.grades()}
+        data["grades"] = [{**asdict(g), "score": g.score, "possible": g.possible} for g in self.grades()]
         for scenario, result in zip(data["scenarios"], self.scenarios, strict=True):
             scenario["captures"] = [f"captures/{result.name}/{name}.pcap" for name in result.captures]
             for check, check_result in zip(scenario["checks"], result.checks, strict=True):
                 check["passed"] = check_result.passed
         data["exit_status"] = self.exit_status
         return data
+
+
+@dataclass
+class StudentResult:
+    """A class's grading: one student's run (a folder of the class's submissions)."""
+
+    student: str  # the name of the student's folder
+    run: RunResult
+    grade: Grade  # of the role graded (all its marks, possibly none held)
+    results_dir: str = ""  # this student's own results folder
+
+
+@dataclass
+class ClassResult:
+    """A whole class graded against the same checks: a row per student, a column per check."""
+
+    role: str
+    students: list[StudentResult]
+    started: str  # ISO 8601
+    seconds: float
+    results_dir: str = ""
+    interrupted: bool = False
+
+    @property
+    def checks(self) -> list[str]:
+        """Every check that counted for anyone ("scenario / check"), in the order they were made."""
+        names: dict[str, None] = {}
+        for student in self.students:
+            names.update((mark.name, None) for mark in student.grade.marks)
+        return list(names)
+
+    def commonest_failures(self) -> list[tuple[str, int]]:
+        """Each check that caught somebody, with how many it caught, the commonest first."""
+        caught: dict[str, int] = {}
+        for student in self.students:
+            for mark in student.grade.caught:
+                caught[mark.name] = caught.get(mark.name, 0) + 1
+        return sorted(caught.items(), key=lambda item: (-item[1], self.checks.index(item[0])))
+
+    @property
+    def exit_status(self) -> int:
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        return EXIT_OK if all(s.grade.clean for s in self.students) else EXIT_CHECK_FAILED
 
 
 @dataclass

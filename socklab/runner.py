@@ -13,10 +13,12 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 
-from socklab import events, grading, verdicts
+from socklab import events, verdicts
 from socklab.backend import Backend
 from socklab.concurrency import executor, parallel_map
 from socklab.errors import Interrupted, LabError
+from socklab.grading import marking
+from socklab.grading.plan import Plan
 from socklab.interrupts import Interruptions
 from socklab.lab import Lab
 from socklab.model import Check, Probe, Scenario
@@ -53,20 +55,25 @@ def make_checks(lab: Lab, scenario: Scenario, guard: Interruptions) -> Iterator[
 
 def run_scenario(
     scenario: Scenario, backend: Backend, *, listener: events.Listener = events.ignore,
-    interruptions: Interruptions | None = None, capture: bool = False,
+    interruptions: Interruptions | None = None, capture: bool = False, plan: Plan | None = None,
+    budget: marking.Budget | None = None,
 ) -> ScenarioResult:
     """Run one scenario in a lab of its own; a lab that cannot be readied fails the scenario.
 
     With ``capture``, every interface of every host is recorded from before
-    the first service starts until the last check is done.
+    the first service starts until the last check is done. With a grading
+    ``plan``, a graded program that does not start fails the checks that
+    count on it rather than the lab, and the checks are made as
+    ``socklab.grading.marking`` says, within the submission's ``budget``
+    of time if it has one.
     """
     guard = interruptions or Interruptions()
     result = ScenarioResult(scenario.name, scenario.title, scenario.topic, scenario.explains, scenario.try_next)
     clock = _PhaseClock(listener, result)
     try:
-        result.implementations = {s.impl.role: s.impl.source for s in scenario.services if s.impl}
+        result.implementations = {s.role: s.source for s in plan.submissions} if plan else {}
         with Lab.open(backend, scenario.name, scenario.networks, scenario.hosts, interruptions=guard,
-                      listener=clock, extra_files=grading.files(scenario), files=scenario.files) as lab:
+                      listener=clock, files=scenario.files) as lab:
             result.lab_id, result.hosts, result.notes = lab.id, lab.addresses(), lab.notes
             if capture:
                 lab.start_capture()
@@ -76,10 +83,12 @@ def run_scenario(
                     guard.checkpoint()
                     started = lab.start_service(service)
                     result.services.append(started)
-                    if not started.ready:
+                    if not started.ready and not (plan and service.name in plan.services):
                         raise LabError(started.detail)
                 clock(events.PhaseStarted(scenario.name, "checks"))
-                for made in make_checks(lab, scenario, guard):
+                checks = (marking.make_checks(lab, scenario, plan, result, guard, lambda c: make_check(lab, c),
+                                              budget) if plan else make_checks(lab, scenario, guard))
+                for made in checks:
                     result.checks.append(made)
                     listener(events.CheckFinished(scenario.name, made))
             finally:
@@ -91,6 +100,8 @@ def run_scenario(
                         started.log = logs.get(started.name, started.log)
     except LabError as exc:
         result.error = str(exc)
+        if plan:
+            marking.mark_unmade(scenario, plan, result)
     finally:
         clock.stop()
     result.conclude()
@@ -101,6 +112,7 @@ def run_scenario(
 def run(
     scenarios: Sequence[Scenario], backend: Backend, *, jobs: int = DEFAULT_JOBS,
     listener: events.Listener = events.ignore, capture: bool = False, interruptions: Interruptions | None = None,
+    plans: Sequence[Plan | None] = (), budgets: Sequence[marking.Budget | None] = (),
 ) -> RunResult:
     """Run every scenario (``jobs`` at a time) and return what was observed.
 
@@ -114,21 +126,27 @@ def run(
     a worker unwaited for. It waits in short slices: a signal taken by some
     thread not of socklab's making (an embedding program's) is handled only
     when the main thread next runs.
+
+    When grading, ``plans`` say how each scenario grades its submissions,
+    and ``budgets`` how much time their checks have (both in the order of
+    ``scenarios``; scenarios of one submission share its budget).
     """
     started, clock = datetime.datetime.now(datetime.UTC), time.monotonic()
     guard = interruptions or Interruptions()
-    finished: dict[str, ScenarioResult] = {}
+    finished: dict[int, ScenarioResult] = {}  # by place in ``scenarios``: a class's students share names
     with guard.installed():
         try:
             backend.ensure_image(lambda text: listener(events.Note(text)))
         except Interrupted:
             return RunResult([_skipped(s) for s in scenarios], started.isoformat(timespec="seconds"),
                              round(time.monotonic() - clock, 3), interrupted=True)
+        listener(events.RunStarted(len(scenarios)))
         workers = max(1, min(jobs, len(scenarios)))
         with guard.shielded(), executor(workers, "scenario") as pool:
-            futures: dict[Future[ScenarioResult], Scenario] = {
-                pool.submit(run_scenario, s, backend, listener=listener, interruptions=guard, capture=capture): s
-                for s in scenarios
+            futures: dict[Future[ScenarioResult], int] = {
+                pool.submit(run_scenario, s, backend, listener=listener, interruptions=guard, capture=capture,
+                            plan=plans[i] if plans else None, budget=budgets[i] if budgets else None): i
+                for i, s in enumerate(scenarios)
             }
             pending = set(futures)
             try:
@@ -136,13 +154,13 @@ def run(
                     done, pending = wait(pending, timeout=WAKE_SECONDS, return_when=FIRST_COMPLETED)
                     for future in done:
                         with contextlib.suppress(Interrupted):
-                            finished[futures[future].name] = future.result()
+                            finished[futures[future]] = future.result()
             except BaseException:
                 guard.cancelled.set()  # the other scenarios stop at their next step
                 for future in futures:
                     future.cancel()
                 raise
-    results = [finished.get(s.name) or _skipped(s) for s in scenarios]
+    results = [finished.get(i) or _skipped(s) for i, s in enumerate(scenarios)]
     return RunResult(results, started.isoformat(timespec="seconds"), round(time.monotonic() - clock, 3),
                      interrupted=guard.cancelled.is_set())
 

@@ -21,11 +21,12 @@ from socklab.backend.docker import DockerBackend
 from socklab.benchmarks import Figure, ratio
 from socklab.concurrency import parallel_map
 from socklab.lab import Lab
-from socklab.model import Command, Host, Implementation, Network, Service
+from socklab.model import Argv, Command, FileCopy, Host, Network, Service
 
 REQUESTS = 4000  # per client host and turn
 CONCURRENCY = 16
 BASELINE = Path(__file__).with_name("baseline_app_server.py")
+BASELINE_ON_HOST = "/lab/baseline_app_server.py"
 SERVERS = {  # label -> (port, service)
     "nodes.app, 1 worker": 7001,
     "nodes.app, 2 workers": 7002,
@@ -34,11 +35,11 @@ SERVERS = {  # label -> (port, service)
 
 
 def services() -> list[Service]:
-    baseline = Implementation("baseline", str(BASELINE), BASELINE.read_bytes())
     return [
         Service("app-1", "server", Command.parse("app serve --port 7001 --quiet"), ready="tcp://*:7001"),
         Service("app-2", "server", Command.parse("app serve --port 7002 --quiet --workers 2"), ready="tcp://*:7002"),
-        Service("baseline", "server", Command.parse("app serve --port 7003"), ready="tcp://*:7003", impl=baseline),
+        Service("baseline", "server", Argv(("python3", BASELINE_ON_HOST, "serve", "--port", "7003")),
+                ready="tcp://*:7003"),
     ]
 
 
@@ -69,8 +70,8 @@ def run(repeats: int, progress: Callable[[str], None]) -> list[Figure]:
     hosts = {name: Host(name, ("lan",)) for name in ("server", "client1", "client2")}
     figures = {label: Figure(f"requests/s: {label}", "req/s") for label in SERVERS}
     cpu = {label: Figure(f"server CPU per request: {label}", "us") for label in SERVERS}
-    baseline_file = {Implementation("baseline", str(BASELINE)).filename: BASELINE.read_bytes()}
-    with Lab.open(backend, "bench-app", {"lan": Network("lan")}, hosts, extra_files=baseline_file) as lab:
+    with Lab.open(backend, "bench-app", {"lan": Network("lan")}, hosts,
+                  files=[FileCopy(BASELINE_ON_HOST, BASELINE)]) as lab:
         for service in services():
             started = lab.start_service(service)
             if not started.ready:

@@ -21,7 +21,9 @@ def new_folder(root: Path = DEFAULT_ROOT) -> Path:
     return folder
 
 
-def write(run: RunResult, folder: Path) -> Path:
+def write(run: RunResult, folder: Path, *, latest: bool = True) -> Path:
+    """Write a run's results into ``folder`` (made if need be); ``latest`` points ``results/latest`` at it."""
+    folder.mkdir(parents=True, exist_ok=True)
     run.results_dir = str(folder)
     for scenario in run.scenarios:
         for name, pcap in scenario.captures.items():
@@ -36,11 +38,12 @@ def write(run: RunResult, folder: Path) -> Path:
     (folder / "report.json").write_text(json.dumps(run.to_dict(), indent=2, ensure_ascii=False) + "\n")
     (folder / "junit.xml").write_bytes(junit.render(run))
     (folder / "report.html").write_text(html.render(run), encoding="utf-8")
-    _point_latest(folder)
+    if latest:
+        point_latest(folder)
     return folder
 
 
-def _point_latest(folder: Path) -> None:
+def point_latest(folder: Path) -> None:
     """``results/latest`` names the newest folder, for people and for CI artefacts."""
     latest = folder.parent / "latest"
     try:

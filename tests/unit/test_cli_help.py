@@ -79,8 +79,11 @@ def test_schema_prints_the_committed_schema() -> None:
     (("run",), "NAME: no scenario named"),
     (("validate",), "FILE: no file named"),
     (("run", "tcp-ecko"), "did you mean 'tcp-echo'"),
-    (("run", "tcp-echo", "--impl", "echo"), "--impl echo: is not ROLE=PATH"),
-    (("run", "tcp-echo", "--impl", "nobody=tasks.py"), "no selected scenario runs a program or service named"),
+    (("run", "tcp-echo", "--impl", "echo"), "--impl echo: is not ROLE=FILE or ROLE=FOLDER/:COMMAND"),
+    (("run", "tcp-echo", "--impl", "nobody=tasks.py"), "no selected scenario has a check of a program named"),
+    (("run", "tcp-echo", "--rubric", "grading.toml"), "--rubric: grades nothing without a submission"),
+    (("grade", "no-such-folder", "--role", "echo"), "SUBMISSIONS no-such-folder: is not a folder"),
+    (("grade", "tests/integration/submissions", "--role", "app"), "holds 2 Python files: which one runs, and how?"),
     (("bench", "--only", "nope"), "--only: no benchmark named nope"),
 ])
 def test_command_line_mistakes_exit_2_with_usage_advice(args: tuple[str, ...], says: str) -> None:

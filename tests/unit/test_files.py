@@ -17,6 +17,7 @@ from socklab import api, files, preparation
 from socklab.backend import ExecResult, ImageProblem, Interface, MissingPath
 from socklab.backend.docker.images import folder_digest, own_image_name
 from socklab.errors import EXIT_BAD_INPUT, SocklabError, UsageError
+from socklab.constants import GRADED_ID, GRADED_USER
 from socklab.files import LAB_ID
 from socklab.lab import Lab
 from socklab.model import FileCopy, Host, Image, Network
@@ -77,6 +78,15 @@ def test_read_only_is_roots_with_group_lab_and_no_write_bit(app: Path) -> None:
     assert stat.S_IMODE(found["lab/app"].mode) == 0o555
     assert stat.S_IMODE(found["lab/app/server.py"].mode) == 0o555
     assert stat.S_IMODE(found["lab/app/sub/data.txt"].mode) == 0o444
+
+
+def test_a_submission_and_the_folders_made_for_it_belong_to_the_graded_user(app: Path) -> None:
+    copy = FileCopy("/submission/echo/server.py", app / "server.py", user=GRADED_USER)
+    found = members(files.archive([copy], ["/submission/echo"]))
+    assert {name: (m.uid, m.uname) for name, m in found.items()} == {
+        "submission/echo": (GRADED_ID, GRADED_USER), "submission/echo/server.py": (GRADED_ID, GRADED_USER)}
+    elsewhere = members(files.archive([FileCopy("/srv/x/server.py", app / "server.py")], ["/srv/x"]))
+    assert elsewhere["srv/x"].uid == LAB_ID, "a folder made for the lab user's copy stays the lab user's"
 
 
 def test_links_inside_a_folder_stay_links_and_a_link_given_is_followed(app: Path, tmp_path: Path) -> None:

@@ -26,7 +26,16 @@ import pytest
 
 from socklab import reports
 from socklab.reports import html
-from socklab.results import Addresses, CheckResult, HostAddresses, RunResult, ScenarioResult, ServiceResult, Status
+from socklab.results import (
+    Addresses,
+    CheckResult,
+    HostAddresses,
+    Mark,
+    RunResult,
+    ScenarioResult,
+    ServiceResult,
+    Status,
+)
 
 REQUIRE_BROWSER = bool(os.environ.get("CI") or os.environ.get("SOCKLAB_REQUIRE_BROWSER"))
 """CI installs Chromium: there, a missing browser is a failure, not a reason to skip."""
@@ -199,6 +208,8 @@ def hostile_run() -> RunResult:
         lab_id=f"lab{h}", seconds=1.5, phase_seconds={f"phase{h}": 1.0}, error=f"error{h}",
         hosts={f"host{h}": {f"net{h}": Addresses(f"4{h}", f"6{h}", f"s4{h}", f"s6{h}")}, f"alone{h}": {}},
         notes=[f"note{h}"], implementations={f"role{h}": f"file{h}"},
+        marks=[Mark(f"role{h}", f"name{h}", f"check{h}", 1.0, 0.0, f"expected{h}", f"observed{h}", f"detail{h}",
+                    f"program{h}", restarted=True)],
         services=[ServiceResult(f"service{h}", f"on{h}", f"command{h}", False, detail=f"detail{h}", log=f"log{h}")],
         checks=[CheckResult(f"check{h}", f"from{h}", f"action{h}", f"expected{h}", f"observed{h}",
                             {"errno": f"E{h}", "detail": f"why{h}", "peer": f"peer{h}", f"key{h}": f"value{h}"},
@@ -412,14 +423,3 @@ def test_an_interrupted_run_says_so_and_what_its_exit_status_means() -> None:
     assert "No check was made: the run was interrupted first." in page
 
 
-def test_a_graded_run_says_which_checks_the_implementation_passed() -> None:
-    from socklab.reports import html
-    from socklab.results import CheckResult, RunResult, ScenarioResult
-
-    graded = ScenarioResult("tcp-echo", "t", "Binding and interfaces", "e", status=Status.FAILED,
-                            implementations={"echo": "student/echo.py"},
-                            checks=[CheckResult("small", "client", "probe", "echoed", "echoed"),
-                                    CheckResult("big", "client", "probe", "echoed", "reset")])
-    page = html.render(RunResult([graded], "2026-11-21T06:00:00+00:00", 3.0))
-    assert "Graded: <code>echo</code> = <code>student/echo.py</code>" in page
-    assert "1 of 2 checks held" in page and "caught by tcp-echo / big" in page and "passed tcp-echo / small" in page

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from socklab.results import CheckResult, Grade, Observation, RunResult, ScenarioResult, Status
+from socklab.results import CheckResult, Mark, Observation, RunResult, ScenarioResult, Status
 
 
 def check(name: str, passed: bool) -> CheckResult:
@@ -39,11 +39,17 @@ def test_the_summary_counts_once_for_every_view() -> None:
     assert summary.headline == "1 of 2 checks failed, 1 lab could not be readied"
 
 
-def test_grades_are_records_per_implementation() -> None:
-    graded = ScenarioResult("tcp-echo", "t", "x", "e", implementations={"echo": "s.py"},
-                            checks=[check("echoed", True), check("refused", False)], status=Status.FAILED)
+def test_a_grade_is_points_held_over_points_possible_from_every_scenario() -> None:
+    echo = ScenarioResult("tcp-echo", "t", "x", "e", implementations={"echo": "s.py"}, status=Status.FAILED,
+                          marks=[Mark("echo", "tcp-echo", "echoed", 1.0, 1.0), Mark("echo", "tcp-echo", "big", 2.0, 0.0,
+                                                                                   "echoed", "reset")])
     down = ScenarioResult("lan", "t", "x", "e", implementations={"echo": "s.py"}, error="not ready\nlog",
-                          status=Status.FAILED)
-    run = RunResult([graded, down], "now", 1.0)
-    assert run.grades() == [Grade("echo", "s.py", ["tcp-echo / echoed"], ["tcp-echo / refused"], ["lan: not ready"])]
-    assert run.to_dict()["grades"]["echo=s.py"]["failed"] == ["tcp-echo / refused"]
+                          status=Status.FAILED, marks=[Mark("echo", "lan", "another host", 1.0, 0.0, observed="not-run",
+                                                            detail="not run: the lab could not be readied")])
+    (grade,) = RunResult([echo, down], "now", 1.0).grades()
+    assert (grade.role, grade.source, grade.score, grade.possible) == ("echo", "s.py", 1.0, 4.0)
+    assert [m.name for m in grade.caught] == ["tcp-echo / big", "lan / another host"]
+    assert grade.caught[0].why == "expected echoed, observed reset"
+    assert grade.caught[1].why == "not run: the lab could not be readied"
+    (shown,) = RunResult([echo, down], "now", 1.0).to_dict()["grades"]
+    assert (shown["score"], shown["possible"], len(shown["marks"])) == (1.0, 4.0, 3)
