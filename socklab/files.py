@@ -17,7 +17,8 @@ remote engine works as well as a local one. The tar says who owns what:
   (a link given as the source itself is followed: you name what it points to);
 - sockets, pipes and devices inside a folder are left out, as tar does;
 - folders above a target that the host lacks are created for the lab user
-  (for the graded user under its home, ``SUBMISSION_HOME``) (``missing_parents``): an entry for each is in the tar, while folders that
+  (under ``SUBMISSION_HOME``, for the graded user) (``missing_parents``): an
+  entry for each is in the tar, while folders that
   exist are never named in it, since the engine would reset their owner and
   mode to the tar's.
 

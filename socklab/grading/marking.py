@@ -22,7 +22,7 @@ from socklab.grading.plan import Plan
 from socklab.interrupts import Interruptions
 from socklab.lab import Lab
 from socklab.model import Check, Scenario, Service
-from socklab.results import NOT_RUN, CheckResult, Mark, ScenarioResult
+from socklab.results import NOT_RUN, CheckResult, Mark, ScenarioResult, ServiceResult
 
 
 class Budget:
@@ -51,8 +51,7 @@ def make_checks(lab: Lab, scenario: Scenario, plan: Plan, result: ScenarioResult
                 make: Callable[[Check], list[CheckResult]], budget: Budget | None = None) -> Iterator[CheckResult]:
     """Every check in order; the marks of those that count go into ``result.marks``."""
     services = {s.name: s for s in scenario.services}
-    down = {started.name: f"the program did not start ({_first_line(started.detail)})"
-            + (f"; its last log line: {line}" if (line := _last_line(started.log)) else "")
+    down = {started.name: _why_down("did not start", started)
             for started in result.services if not started.ready and started.name in plan.services}
     for check in scenario.checks:
         guard.checkpoint()
@@ -97,8 +96,13 @@ def _watch(lab: Lab, graded: list[Service], mark: Mark, down: dict[str, str]) ->
         mark.detail = mark.detail or "the program died during this check"
         started = lab.restart_service(service)
         if not started.ready:
-            down[service.name] = f"the program could not be started again ({_first_line(started.detail)})" + (
-                f"; its last log line: {line}" if (line := _last_line(started.log)) else "")
+            down[service.name] = _why_down("could not be started again", started)
+
+
+def _why_down(what: str, started: ServiceResult) -> str:
+    """Why the checks of a program that is not running cannot be made: what the lab saw, what it last said."""
+    line = _last_line(started.log)
+    return f"the program {what} ({_first_line(started.detail)})" + (f"; its last log line: {line}" if line else "")
 
 
 def _not_run(check: Check, why: str) -> list[CheckResult]:

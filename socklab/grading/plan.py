@@ -16,6 +16,7 @@ as the graded user, from the submission's folder.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -99,9 +100,17 @@ def talks_to(check: Check, service: Service) -> bool:
         elif host.strip("[]") in _LOOPBACK:
             if service.host in check.hosts:
                 return True
-        elif host in (service.host, service.name) or not host.isidentifier():
-            return True  # the host by name, or an address written out
+        elif host in (service.host, service.name) or _literal(host):
+            return True  # the host by name, or an address written out (which may well be its)
     return False
+
+
+def _literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]").partition("%")[0])
+    except ValueError:
+        return False
+    return True
 
 
 def client_role(check: Check) -> str | None:

@@ -15,8 +15,8 @@ positional arguments, a helper module next to it) runs unchanged:
   (``{action}``, ``{value}`` for the application protocol's client);
   ``{NAME=DEFAULT}`` where the option may be left out (``{action=search}``).
 
-Each value is quoted for the shell, so an empty bind address stays an
-argument (``''``).
+Each value is one argument, so an empty bind address stays an argument
+(``''``).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from socklab.errors import UsageError
 from socklab.model import Argv, Command, FileCopy, Run, ShellLine
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)(?:=([^{}]*))?\}")  # {name}, or {name=default}
+SHELL_SYNTAX = re.compile(r"[;&|<>$`()*?~\n]")  # what only a shell would make sense of
 ENDPOINT_OPTIONS = {"to", "bind", "port"}  # what {host}, {port} and {address} stand for
 CLIENT_MODE = "client"  # a node program's mode that makes one client attempt and reports it
 
@@ -60,12 +61,21 @@ class Submission:
         return FileCopy(target, self.path, user=GRADED_USER)
 
     def command(self, standing_in_for: Command, address: str) -> Run:
-        """The command that runs it where ``standing_in_for`` would have run."""
+        """The command that runs it where ``standing_in_for`` would have run.
+
+        A template that is a plain command line becomes that program's own
+        argv, with no shell in between: the pid the lab watches is the
+        program's, and a program that kills what it may cannot take a shell
+        above it down and pass for dead. A template that needs a shell (a
+        pipe, ``&&``, a variable) runs under ``sh -c``.
+        """
         if self.template is None:
             return Argv(("python3", f"{self.folder}/{self.path.name}", *standing_in_for.args))
         values = placeholders(standing_in_for, address)
-        return ShellLine(PLACEHOLDER.sub(lambda found: shlex.quote(values.get(found.group(1), found.group(2) or "")),
-                                         self.template))
+        value = lambda found: values.get(found.group(1), found.group(2) or "")  # noqa: E731
+        if not SHELL_SYNTAX.search(self.template):
+            return Argv(tuple(PLACEHOLDER.sub(value, word) for word in shlex.split(self.template)))
+        return ShellLine(PLACEHOLDER.sub(lambda found: shlex.quote(value(found)), self.template))
 
     def fits(self, standing_in_for: Command) -> bool:
         """Its template says everything the command asks for: each option's value, or a default for it.

@@ -16,8 +16,8 @@ import pytest
 from socklab import api, files, preparation
 from socklab.backend import ExecResult, ImageProblem, Interface, MissingPath
 from socklab.backend.docker.images import folder_digest, own_image_name
-from socklab.errors import EXIT_BAD_INPUT, SocklabError, UsageError
 from socklab.constants import GRADED_ID, GRADED_USER
+from socklab.errors import EXIT_BAD_INPUT, SocklabError, UsageError
 from socklab.files import LAB_ID
 from socklab.lab import Lab
 from socklab.model import FileCopy, Host, Image, Network

@@ -33,11 +33,16 @@ def test_a_folder_runs_its_command_template_with_the_values_filled_in_and_quoted
                                    [TUTORIAL_APP, f"echo={SUBMISSIONS / 'app_tutorial'}/:python3 x.py {{host}} "
                                                   "{port} {address}"])
     app = next(s for s in scenarios if s.name == "app-protocol").services[0]
-    assert app.command == ShellLine("python3 app-server.py 0.0.0.0 65432")
+    assert app.command == Argv(("python3", "app-server.py", "0.0.0.0", "65432")), "no shell between"
     echo = next(s for s in scenarios if s.name == "all-interfaces").services[0]
-    assert echo.command == ShellLine("python3 x.py '' 65432 '{server.lan.ipv4}'"), "an empty bind stays an argument"
-    argv = commands.service_argv(app, str)[2]
-    assert "env -C /submission/app 'python3 app-server.py 0.0.0.0 65432'" in argv or "-C /submission/app" in argv
+    assert echo.command == Argv(("python3", "x.py", "", "65432", "{server.lan.ipv4}")), "an empty bind stays one"
+    assert "env -C /submission/app python3 app-server.py 0.0.0.0 65432" in commands.service_argv(app, str)[2]
+
+
+def test_a_template_that_needs_a_shell_gets_one_with_every_value_quoted() -> None:
+    scenarios, _ = grading.prepare(catalogue.load(["all-interfaces"]),
+                                   [f"echo={SUBMISSIONS / 'app_tutorial'}/:cd . && python3 x.py {{host}} {{port}}"])
+    assert scenarios[0].services[0].command == ShellLine("cd . && python3 x.py '' 65432")
 
 
 def test_only_the_checks_that_talk_to_the_graded_program_count() -> None:
@@ -57,7 +62,7 @@ def test_a_client_submission_takes_the_checks_it_can_make_and_is_judged_by_its_e
     assert "search morpheus" in counted and counted["search morpheus"].server == "server-app"
     assert not any("binary" in name or "200 requests" in name for name in counted), "more than the client can say"
     check = next(c for c in scenarios[0].checks if c.name == "search morpheus")
-    assert check.run == ShellLine("python3 app-client.py '{server.lan.ipv4}' 65432 search morpheus")
+    assert check.run == Argv(("python3", "app-client.py", "{server.lan.ipv4}", "65432", "search", "morpheus"))
     assert isinstance(check.expect, CommandEnd) and check.expect.exit == 0
     assert check.expect.stdout is not None and "white\\ rabbit" in check.expect.stdout
     assert (check.user, check.cwd) == (GRADED_USER, "/submission/app-client")
@@ -111,7 +116,7 @@ def test_a_rubric_gives_commands_scenarios_points_and_time(tmp_path: Path) -> No
     scenarios, plans = grading.prepare(catalogue.load(), [f"app={SUBMISSIONS / 'app_tutorial'}"], chosen)
     assert [s.name for s in scenarios] == ["app-protocol"] and chosen.seconds == 60
     assert plans["app-protocol"].counts("search morpheus").points == 2.5  # type: ignore[union-attr]
-    assert scenarios[0].services[0].command == ShellLine("python3 app-server.py 0.0.0.0 65432")
+    assert scenarios[0].services[0].command == Argv(("python3", "app-server.py", "0.0.0.0", "65432"))
 
 
 @pytest.mark.parametrize(("text", "says"), [
