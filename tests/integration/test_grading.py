@@ -113,3 +113,41 @@ def test_a_class_is_graded_at_once_with_a_csv_gradescope_results_and_a_page(engi
     assert "2 of 4 fail 'the client host gets its message echoed' (tcp-echo)" in result.stdout
     for name in by_student:
         assert (folder / name / "report.html").exists() and (folder / name / "junit.xml").exists()
+
+
+def test_hostile_students_change_no_grade_but_their_own(engine, tmp_path: Path) -> None:
+    """Mallory serves correctly while killing all it can and printing fake results; Oscar is a fork bomb.
+
+    Alice's grade in their class is her grade alone; Mallory's attacks reach
+    no probe, so she gets what her echo deserves; Oscar gets nothing.
+    """
+    rubric = tmp_path / "grading.toml"
+    rubric.write_text('scenarios = ["tcp-echo", "lan-interface"]\n'
+                      '[roles.echo]\nrun = "python3 echo-server.py {host} {port}"\n')
+    alone = invoke("grade", str(HERE / "class_echo"), "--role", "echo", "--rubric", str(rubric),
+                   "--results", str(tmp_path / "alone"), "-j", "4")
+    assert alone.returncode == EXIT_CHECK_FAILED, alone.stdout + alone.stderr
+    together = invoke("grade", str(HERE / "class_hostile"), "--role", "echo", "--rubric", str(rubric),
+                      "--results", str(tmp_path / "together"), "-j", "4")
+    assert together.returncode == EXIT_CHECK_FAILED, together.stdout + together.stderr
+
+    def rows(folder: Path) -> dict[str, dict[str, str]]:
+        return {row["student"]: row for row in csv.DictReader((folder / "latest" / "class.csv").open())}
+
+    alice_alone, hostile = rows(tmp_path / "alone")["alice"], rows(tmp_path / "together")
+    assert hostile["alice"] == alice_alone and alice_alone["score"] == alice_alone["possible"]
+    assert hostile["mallory"]["score"] == hostile["mallory"]["possible"], "her echo works; her attacks do not"
+    assert float(hostile["oscar"]["score"]) == 0
+
+
+def test_a_submission_that_hangs_runs_out_of_its_own_time_and_the_rest_are_not_run(engine, tmp_path: Path) -> None:
+    rubric = tmp_path / "grading.toml"
+    rubric.write_text("[limits]\nseconds = 1\n")
+    result = invoke("run", "tcp-echo", "--impl", f"echo={SUBMISSIONS / 'echo_never_answers.py'}",
+                    "--rubric", str(rubric), "--results", str(tmp_path))
+    assert result.returncode == EXIT_CHECK_FAILED, result.stdout + result.stderr
+    (grade_,) = json.loads((tmp_path / "latest" / "report.json").read_text())["grades"]
+    first, *rest = grade_["marks"]
+    assert first["observed"] == "timeout" and rest, "its first check waits for it, and spends its time"
+    assert all(m["observed"] == "not-run" and "ran out" in m["detail"] for m in rest)
+    assert grade_["score"] == 0 and grade_["possible"] == len(grade_["marks"])
