@@ -26,7 +26,8 @@ GRACE = 5.0  # on top of a probe's own timeouts, for Python to start and report
 READY_EXIT_GONE = 3  # nodes.ready: the service exited first
 # A graded program's hard limits (prlimit's names): its largest file, its open files, no core dump.
 GRADED_LIMITS = {"fsize": 16 * 2**20, "nofile": 4096, "core": 0}
-GRADED_TASKS = 768  # processes and threads the graded user may have on a host (nodes.guard); hosts allow PIDS_LIMIT
+GRADED_TASKS = 768  # threads the graded user may have on a host (nodes.guard); hosts allow PIDS_LIMIT
+GRADED_PROCESSES = 64  # and processes (each soon holds megabytes of its own: see nodes.guard)
 
 
 def python(program: str, args: list[str]) -> list[str]:
@@ -101,8 +102,12 @@ def service_argv(service: Service, render: Render, ready_limit: float = READY_LI
     guard = ""
     if service.user == GRADED_USER:  # this wrapper runs as root (``exec_user``): the program alone is the student
         command = shlex.join(confined(placed(argv, render, service.cwd, service.env)))
-        watch = python("guard", ["--user", GRADED_USER, "--max", str(GRADED_TASKS)])
-        guard = f"{shlex.join(watch)} >>{log} 2>&1 </dev/null & "  # first, so that it runs before any fork bomb
+        watching = f"{pid}.guard"
+        watch = python("guard", ["--user", GRADED_USER, "--max", str(GRADED_TASKS),
+                                 "--max-processes", str(GRADED_PROCESSES), "--ready", watching])
+        # the guard first, and the program only once it watches: a fork bomb would leave it no room to start
+        guard = (f"{shlex.join(watch)} >>{log} 2>&1 </dev/null & "
+                 f"for i in $(seq 100); do [ -e {watching} ] && break; sleep 0.02; done; ")
     start = (f"( {guard}{command} >>{log} 2>&1 </dev/null & echo $! >{pid}; wait $!; echo $? >{status} ) "
              f">/dev/null 2>&1 </dev/null &")
     if service.ready is None:

@@ -135,8 +135,8 @@ def test_a_fork_bomb_is_stopped_and_the_lab_goes_on(lab: Lab) -> None:
     log = log_until(lab, bomb, "[guard]")
     log = log_until(lab, bomb, "[exited with status")
 
-    assert re.search(rf"\[guard\] {GRADED_USER} had \d+ tasks on this host, over its limit of "
-                     rf"{commands.GRADED_TASKS}: its \d+ processes were stopped and killed", log), log
+    assert re.search(rf"\[guard\] {GRADED_USER} had \d+ processes on this host, over its limit of "
+                     rf"{commands.GRADED_PROCESSES}: its processes were stopped and killed", log), log
     assert log.rstrip().endswith("[exited with status 137]"), "the bomb's own process was killed (SIGKILL)"
     deadline = time.monotonic() + 10
     while student_processes(lab) and time.monotonic() < deadline:

@@ -138,9 +138,12 @@ def test_a_graded_service_is_started_by_root_and_runs_confined_as_the_graded_use
                       user="student", cwd="/submission/server")
     assert commands.exec_user(service) == "root" and commands.exec_user(replace(service, user="lab")) == "lab"
     start, wait = commands.service_argv(service, render)[2].splitlines()
-    guard, program = start.removeprefix("( ").split(" & ", 1)
+    guard, rest = start.removeprefix("( ").split(" & ", 1)
+    waiting, program = rest.split(" done; ", 1)
     assert guard == (f"python3 -m nodes.guard --user student --max {commands.GRADED_TASKS} "
+                     f"--max-processes {commands.GRADED_PROCESSES} --ready /lab/run/echo.pid.guard "
                      ">>/lab/log/echo.log 2>&1 </dev/null")
+    assert waiting == "for i in $(seq 100); do [ -e /lab/run/echo.pid.guard ] && break; sleep 0.02;"
     assert program.startswith("choom -n 1000 -- nice -n 10 prlimit --fsize=16777216 --nofile=4096 --core=0 -- setpriv "
                               "--reuid=student --regid=student --init-groups --inh-caps=-all --no-new-privs -- env -C "
                               "/submission HOME=/submission USER=student LOGNAME=student env -C /submission/server "
