@@ -128,6 +128,11 @@ def labelled(*labels: str, owner: str | None = None, api: docker.APIClient | Non
     return [str(found) for found in resources(*labels, owner=owner, api=api)]
 
 
+def without_volumes(names: list[str]) -> list[str]:
+    """Containers and networks only: a host's scratch volumes (``SCRATCH``) come and go with its container."""
+    return [name for name in names if not name.startswith("volume ")]
+
+
 def owned(owner: str, api: docker.APIClient | None = None) -> list[str]:
     """Everything ``owner`` made, or an owner under it."""
     return labelled(owner=owner, api=api)

@@ -16,7 +16,7 @@ import pytest
 import docker
 from socklab.constants import LABEL_LAB, LABEL_OWNER, OWNER_ENV
 from socklab.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK
-from tests.helpers import ANYONE, ROOT, foreign_owner, invoke, labelled, remove_owned
+from tests.helpers import ANYONE, ROOT, foreign_owner, invoke, labelled, remove_owned, without_volumes
 
 WRONG = Path(__file__).parent / "data" / "wrong-expectation.toml"
 
@@ -29,14 +29,14 @@ def engine_client(engine):
 def test_run_checks_across_containers_and_writes_results(engine_client, tmp_path: Path) -> None:
     result = invoke("run", "tcp-echo", "--results", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "All 2 checks of 1 scenarios held" in result.stdout, result.stdout
+    assert "All 3 checks of 1 scenarios held" in result.stdout, result.stdout
     folder = tmp_path / "latest"
     report = json.loads((folder / "report.json").read_text())
     (scenario,) = report["scenarios"]
     check = scenario["checks"][0]
     assert (check["expected"], check["observed"], check["passed"]) == ("echoed", "echoed", True)
     assert check["evidence"]["peer"].startswith(scenario["hosts"]["server"]["lan"]["ipv4"])
-    assert (folder / "junit.xml").read_text().count("<testcase") == 2
+    assert (folder / "junit.xml").read_text().count("<testcase") == 3
     assert "listening on tcp 0.0.0.0:65432" in (folder / "logs" / "tcp-echo" / "server.server-echo.log").read_text()
     assert labelled(f"socklab.lab={scenario['lab_id']}") == []
 
@@ -107,7 +107,7 @@ def test_down_without_a_lab_removes_the_callers_own_labs_only(engine_client, lab
         assert down.returncode == EXIT_OK, down.stderr
         assert down.stdout.startswith("removed 3 "), down.stdout  # mine: two hosts, one network
         assert labelled(f"{LABEL_LAB}={mine}") == []
-        left = labelled(f"{LABEL_LAB}={theirs}", f"{LABEL_OWNER}={someone}", owner=ANYONE)
+        left = without_volumes(labelled(f"{LABEL_LAB}={theirs}", f"{LABEL_OWNER}={someone}", owner=ANYONE))
         assert len(left) == 3, f"the other owner's lab must be untouched: {left}"
         theirs_down = invoke("down", env={OWNER_ENV: someone})
         assert theirs_down.stdout.startswith("removed 3 "), theirs_down.stdout
