@@ -7,6 +7,7 @@ validated before the backend is touched, so bad input creates nothing.
 
 from __future__ import annotations
 
+import datetime
 import posixpath
 import re
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ from socklab.interrupts import Interruptions, calling_on_signals
 from socklab.lab import Lab
 from socklab.model import FileCopy, Scenario
 from socklab.reports import cohort as class_reports
+from socklab.reports.journal import Journal
 from socklab.results import ClassResult, RunningLab, RunResult
 
 
@@ -92,9 +94,12 @@ def run(
     have, in the order of ``scenarios``. The results go to a new folder
     under ``results_root``, or to ``folder``.
     """
-    result = runner.run(scenarios, backend or default_backend(), jobs=jobs, listener=listener, capture=capture,
-                        plans=plans, budgets=budgets)
-    reports.write(result, folder or reports.new_folder(results_root))
+    folder = folder or reports.new_folder(results_root)
+    journal = Journal(folder, scenarios, datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
+    result = runner.run(scenarios, backend or default_backend(), jobs=jobs, listener=events.both(listener, journal),
+                        capture=capture, plans=plans, budgets=budgets)
+    reports.write(result, folder)
+    journal.close(result)
     return result
 
 

@@ -52,3 +52,13 @@ Listener = Callable[[Event], None]
 
 def ignore(event: Event) -> None:
     """The listener of a caller who wants no progress (the pytest plugin, --quiet)."""
+
+
+def both(first: Listener, second: Listener) -> Listener:
+    """One listener that tells two: the console's progress and the results' journal, say."""
+
+    def tell(event: Event) -> None:
+        first(event)
+        second(event)
+
+    return tell

@@ -260,6 +260,7 @@ class RunResult:
     seconds: float
     results_dir: str = ""
     interrupted: bool = False
+    complete: bool = True  # False while the run goes on: what a killed run leaves (socklab.reports.journal)
 
     @property
     def exit_status(self) -> int:

@@ -1,4 +1,8 @@
-"""A run's results folder: report.json (the source of truth), junit.xml, report.html, service logs, captures."""
+"""A run's results folder: report.json (the source of truth), junit.xml, report.html, service logs, captures.
+
+Each report is written whole or not at all (``files.atomic_write``), and
+``results/latest`` moves to a folder only once its reports are written.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import secrets
 from pathlib import Path
 
 from socklab.reports import html, junit
+from socklab.reports.files import atomic_write
 from socklab.results import RunResult
 
 DEFAULT_ROOT = Path("results")
@@ -35,9 +40,9 @@ def write(run: RunResult, folder: Path, *, latest: bool = True) -> Path:
                 log = folder / "logs" / scenario.name / f"{service.host}.{service.name}.log"
                 log.parent.mkdir(parents=True, exist_ok=True)
                 log.write_text(service.log)
-    (folder / "report.json").write_text(json.dumps(run.to_dict(), indent=2, ensure_ascii=False) + "\n")
-    (folder / "junit.xml").write_bytes(junit.render(run))
-    (folder / "report.html").write_text(html.render(run), encoding="utf-8")
+    atomic_write(folder / "report.json", (json.dumps(run.to_dict(), indent=2, ensure_ascii=False) + "\n").encode())
+    atomic_write(folder / "junit.xml", junit.render(run))
+    atomic_write(folder / "report.html", html.render(run).encode())
     if latest:
         point_latest(folder)
     return folder

@@ -19,6 +19,7 @@ by a column) are inline, so the page works offline, as report.html does.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from urllib.parse import quote
 
 from socklab.errors import EXIT_INTERRUPTED, EXIT_OK
 from socklab.reports import gradescope
+from socklab.reports.files import atomic_write
 from socklab.reports.html import TEMPLATES, _duration, _when
 from socklab.results import ClassResult, Mark, StudentResult
 
@@ -37,16 +39,17 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 def write_class(result: ClassResult, folder: Path) -> None:
     """class.csv and class.html in the class folder, beside the students' own folders."""
     folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "class.csv").open("w", newline="", encoding="utf-8") as sheet:
-        csv.writer(sheet).writerows(csv_rows(result))
-    (folder / "class.html").write_text(render(result, folder), encoding="utf-8")
+    sheet = io.StringIO(newline="")
+    csv.writer(sheet).writerows(csv_rows(result))
+    atomic_write(folder / "class.csv", sheet.getvalue().encode())
+    atomic_write(folder / "class.html", render(result, folder).encode())
 
 
 def write_student(student: StudentResult, folder: Path) -> Path:
     """The student's results.json (Gradescope's format) in its own folder, beside report.html; returns its path."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "results.json"
-    path.write_text(json.dumps(gradescope.render(student), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    atomic_write(path, (json.dumps(gradescope.render(student), indent=2, ensure_ascii=False) + "\n").encode())
     return path
 
 

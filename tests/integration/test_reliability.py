@@ -287,3 +287,37 @@ def test_a_full_subnet_pool_is_a_clear_error_and_creates_nothing(engine, tmp_pat
         assert labelled(f"{LABEL_SCENARIO}=no-room") == []
     finally:
         filler.remove()
+
+
+def test_a_run_killed_mid_way_leaves_a_report_of_every_check_made_and_says_it_is_incomplete(
+        engine, tmp_path: Path) -> None:
+    """SIGKILL after the first scenario's checks: its folder holds them, whole, and latest never points at it."""
+    first, second = unique_scenario(tmp_path, "journal-first"), unique_scenario(tmp_path, "journal-second")
+    results = tmp_path / "results"
+    run = subprocess.Popen([sys.executable, "-m", "invoke", "run", f"{first},{second}", "-j", "1",
+                            "--results", str(results)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + HANG
+        while not any(s.get("status") == "passed" for s in _journal(results).get("scenarios", [])):
+            assert run.poll() is None and time.monotonic() < deadline, "the first scenario never finished"
+            time.sleep(0.05)
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+    finally:
+        remove_labelled(f"{LABEL_SCENARIO}=journal-first")
+        remove_labelled(f"{LABEL_SCENARIO}=journal-second")
+    (folder,) = [p for p in results.iterdir() if p.is_dir() and not p.is_symlink()]
+    written = json.loads((folder / "report.json").read_text())
+    assert written["complete"] is False and (folder / "INCOMPLETE").exists()
+    done = written["scenarios"][0]
+    assert done["name"] == "journal-first" and done["status"] == "passed" and len(done["checks"]) == 3
+    assert written["scenarios"][1]["status"] == "pending"
+    assert not (results / "latest").exists(), "latest points only at a run whose reports are written"
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")], "no half-written file is left"
+
+
+def _journal(results: Path) -> dict:
+    """The report.json of the one run under ``results``, as far as it is written ({} before it is)."""
+    for path in results.glob("*/report.json"):
+        return json.loads(path.read_text())  # written whole, or not yet there: never half
+    return {}
