@@ -73,6 +73,29 @@ def dockerfile_base(dockerfile: Path) -> str:
     return match.group(1)
 
 
+def registry_reachable(client: docker.DockerClient, base: str, progress: Progress = lambda text: None) -> bool:
+    """Whether a registry gives ``base``, by pulling it: the one test that tells, and what the build needs anyway.
+
+    The node image is built from ``base`` when this holds, and bootstrapped
+    offline when it does not; ``invoke setup`` asks the same question to
+    decide whether a bootstrap tool is needed (socklab.setup).
+    """
+    progress(f"trying the registry for {base}")
+    repository, _, tag = base.partition(":")
+    try:
+        client.api.pull(repository, tag=tag or "latest")
+    except (APIError, OSError) as exc:
+        progress(f"no registry: {exc.__class__.__name__}; building the base offline instead")
+        return False
+    return True
+
+
+def bootstrap_tool(which: Callable[[str], str | None] = shutil.which,
+                   tools: Sequence[str] = BOOTSTRAP_TOOLS) -> str | None:
+    """The first bootstrap tool on PATH, in order of preference; None if there is none."""
+    return next((tool for tool in tools if which(tool)), None)
+
+
 def import_changes(dockerfile: Path, digest: str) -> list[str]:
     """The Dockerfile's image settings, re-applied to an imported root filesystem."""
     lines = [line.strip() for line in dockerfile.read_text().splitlines()]
@@ -98,7 +121,7 @@ class ImageBuilder:
             pass
         base = dockerfile_base(self.recipe_dir / "Dockerfile")
         progress(f"building the node image {name} (first run after a recipe change)")
-        if self._pull(base, progress):
+        if registry_reachable(self.client, base, progress):
             self._build(name, base, progress)
         else:
             self._bootstrap(name, base, progress)
@@ -112,16 +135,6 @@ class ImageBuilder:
             return
         image.tag(IMAGE_REPOSITORY, "latest")
 
-    def _pull(self, base: str, progress: Progress) -> bool:
-        progress(f"trying the registry for {base}")
-        repository, _, tag = base.partition(":")
-        try:
-            self.client.api.pull(repository, tag=tag or "latest")
-        except (APIError, OSError) as exc:
-            progress(f"no registry: {exc.__class__.__name__}; building the base offline instead")
-            return False
-        return True
-
     def _build(self, name: str, base: str, progress: Progress) -> None:
         progress(f"building from {base} with {self.recipe_dir / 'Dockerfile'}")
         digest = recipe_digest(self.recipe_dir)
@@ -132,12 +145,13 @@ class ImageBuilder:
             raise EnvironmentProblem(f"building the node image from {base} failed: {exc}") from None
 
     def _bootstrap(self, name: str, base: str, progress: Progress) -> None:
-        tool = next((t for t in self.tools if self.which(t)), None)
+        tool = bootstrap_tool(self.which, self.tools)
         if tool is None:
             raise EnvironmentProblem(
                 f"Cannot build the node image: no registry answers for {base}, and neither "
                 f"{' nor '.join(self.tools)} is installed to build it offline from this host's APT sources. "
-                "Install one (`sudo apt-get install mmdebstrap`), or give the engine access to a registry."
+                "Install one (`python3 -m invoke setup` does, or `sudo apt-get install -y mmdebstrap`), "
+                "or give the engine access to a registry."
             )
         progress(f"bootstrapping Debian with {tool} from this host's APT sources (about a minute)")
         digest = recipe_digest(self.recipe_dir)
