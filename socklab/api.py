@@ -178,8 +178,8 @@ def down(lab_id: str | None = None, backend: Backend | None = None) -> int:
     """Tear down the lab named, or else every lab of the caller's own; return how many resources went.
 
     The caller is ``constants.owner()`` (``$SOCKLAB_OWNER``, or user@machine):
-    without a lab id, labs of other owners are left alone (``clean`` removes
-    everything, whoever made it).
+    without a lab id, labs of other owners are left alone (``clean
+    --everyone`` removes everything, whoever made it).
     """
     backend = backend or default_backend()
     if lab_id:
@@ -188,9 +188,16 @@ def down(lab_id: str | None = None, backend: Backend | None = None) -> int:
     return sum(backend.destroy_lab(lab.lab_id) for lab in backend.labs() if lab.owner == me)
 
 
-def clean(backend: Backend | None = None) -> int:
-    """Remove every resource labelled by socklab, whoever created it. Safe to run any time."""
-    return (backend or default_backend()).destroy_all()
+def clean(*, everyone: bool = False, backend: Backend | None = None) -> int:
+    """Remove every resource of the caller's labs (``constants.owner``), or with ``everyone``, of anybody's.
+
+    Unlike ``down``, it goes by the owner's label alone, so it also sweeps
+    what a killed run left half made (a network without its hosts). Safe to
+    run any time; with ``everyone``, it takes other people's labs from under
+    them.
+    """
+    backend = backend or default_backend()
+    return backend.destroy_all() if everyone else backend.destroy_owned(owner())
 
 
 def execute(host: str, argv: Sequence[str], *, lab_id: str | None = None, user: str = LAB_USER,

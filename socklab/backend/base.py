@@ -150,6 +150,9 @@ class Backend(Protocol):
     def destroy_all(self) -> int:
         """Remove everything labelled by socklab, whoever created it."""
 
+    def destroy_owned(self, owner: str) -> int:
+        """Remove everything of every lab that ``owner`` made (``constants.owner``), and nobody else's."""
+
     def labs(self) -> list[LabSummary]:
         """The labs that exist on the engine now."""
 

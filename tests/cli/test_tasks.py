@@ -115,6 +115,25 @@ def test_down_without_a_lab_removes_the_callers_own_labs_only(engine_client, lab
         remove_owned(someone)  # this test made that owner up: its labs are this test's to remove
 
 
+def test_two_owners_on_one_engine_each_clean_their_own_labs_only(engine_client, lab_owner: str) -> None:
+    """Two users of one engine bring labs up; each one's ``invoke clean`` takes its own and leaves the other's."""
+    someone = foreign_owner()
+    try:
+        mine, theirs = lab_up("loopback-only"), lab_up("loopback-only", env={OWNER_ENV: someone})
+        mine_too = lab_up("tcp-echo")
+        cleaned = invoke("clean")
+        assert cleaned.returncode == EXIT_OK and cleaned.stdout.startswith("removed "), cleaned.stderr
+        assert labelled(f"{LABEL_LAB}={mine}") == labelled(f"{LABEL_LAB}={mine_too}") == []
+        assert len(without_volumes(labelled(f"{LABEL_LAB}={theirs}", owner=someone))) == 3, "theirs is untouched"
+        refused = invoke("clean", "--everyone", env={OWNER_ENV: someone})  # no terminal here to ask on
+        assert refused.returncode == EXIT_BAD_INPUT and "add --yes to mean it" in refused.stderr
+        assert len(without_volumes(labelled(f"{LABEL_LAB}={theirs}", owner=someone))) == 3, "refused: nothing went"
+        assert invoke("clean", env={OWNER_ENV: someone}).returncode == EXIT_OK
+        assert labelled(f"{LABEL_LAB}={theirs}", owner=someone) == []
+    finally:
+        remove_owned(someone)
+
+
 def test_exec_without_a_running_lab_is_a_clear_error(engine_client) -> None:
     result = invoke("exec", "ghost", "--lab", "no-such-lab", "--", "true")
     assert result.returncode == EXIT_BAD_INPUT
@@ -125,7 +144,7 @@ def test_exec_without_a_running_lab_is_a_clear_error(engine_client) -> None:
 def test_clean_is_idempotent(engine_client) -> None:
     """Exclusive: ``clean`` removes every lab on the engine, whoever made it."""
     lab_id = lab_up("loopback-only")
-    first, second = invoke("clean"), invoke("clean")
+    first, second = invoke("clean", "--everyone", "--yes"), invoke("clean", "--everyone", "--yes")
     assert first.returncode == second.returncode == EXIT_OK, first.stderr + second.stderr
     assert int(first.stdout.split()[1]) >= 3, first.stdout  # at least this test's lab: two hosts, one network
     assert labelled(f"{LABEL_LAB}={lab_id}") == []

@@ -246,7 +246,7 @@ def test_sigkill_leaves_what_clean_removes_and_clean_is_idempotent(engine, tmp_p
         run.send_signal(signal.SIGKILL)
         run.wait()
         assert labelled(f"{LABEL_SCENARIO}={name}"), "SIGKILL gives no chance to clean up"
-        first, second = invoke("clean"), invoke("clean")
+        first, second = invoke("clean", "--everyone", "--yes"), invoke("clean", "--everyone", "--yes")
         assert first.returncode == second.returncode == EXIT_OK
         assert labelled(f"{LABEL_SCENARIO}={name}") == []
         assert second.stdout.startswith("removed 0 ")
@@ -263,7 +263,7 @@ def test_clean_during_a_run_ends_it_with_a_clear_error(engine, tmp_path: Path) -
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_until_up(name, run)
-        assert invoke("clean").returncode == EXIT_OK
+        assert invoke("clean", "--everyone", "--yes").returncode == EXIT_OK
         out, err = run.communicate(timeout=HANG)
         # 2: the run saw its hosts go, whatever it was doing; 0: it had just finished. Never a failed check.
         assert run.returncode in (EXIT_BAD_INPUT, EXIT_OK), out + err

@@ -118,6 +118,10 @@ class FakeBackend(Backend):
         self.calls.append(("destroy_all",))
         return 0
 
+    def destroy_owned(self, owner: str) -> int:
+        self.calls.append(("destroy_owned", owner))
+        return 0
+
     def labs(self) -> list[LabSummary]:
         return []
 

@@ -261,7 +261,8 @@ class DockerBackend:
             )
         raise EnvironmentProblem(
             f"no free subnet left in the lab pools for network {net.name!r}: every /24 of 198.18.0.0/15 is in use. "
-            "Run `invoke clean` if they belong to labs left behind, or run fewer labs at once"
+            "Run `invoke clean` if they belong to labs of yours left behind (`invoke labs` shows whose they are), "
+            "or run fewer labs at once"
         )
 
     def _candidates(self, net: Network) -> Iterator[tuple[Any, Any]]:
@@ -454,6 +455,9 @@ class DockerBackend:
 
     def destroy_all(self) -> int:
         return self._destroy(LABEL_LAB)
+
+    def destroy_owned(self, owner: str) -> int:
+        return self._destroy(f"{LABEL_OWNER}={owner}")
 
     def _destroy(self, label: str) -> int:
         """Containers first (they hold the networks), then networks, then volumes.
