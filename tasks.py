@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from socklab import api, benchmarks, catalogue, console, events, grading, reports, schema
+from socklab import setup as machine
 from socklab.errors import ScenarioError, SocklabError, UsageError
 from socklab.reports import cohort as class_reports
 from socklab.runner import DEFAULT_JOBS
@@ -67,6 +68,15 @@ def build(c: Context, quiet: bool = False) -> None:
     """Build the node image if its recipe (docker/) changed; a no-op otherwise."""
     listener = events.ignore if quiet else console.LiveProgress(err, [])
     out.print(api.build(listener=listener))
+
+
+@task(name="setup", help={"no-build": "only install what is missing; leave building the node image to the first run"})
+@_friendly
+def setup_(c: Context, no_build: bool = False) -> None:
+    """Install what this machine lacks (a bootstrap tool, with apt-get), then build the node image."""
+    built = machine.prepare(lambda text: out.print(escape(text), highlight=False, soft_wrap=True),
+                            build=not no_build, listener=console.LiveProgress(err, []))
+    out.print(f"ready: {built}" if built else "ready (--no-build: the first run builds the node image if it must)")
 
 
 SCENARIOS_HELP = "a folder of scenario files to use as the catalogue (default: $SOCKLAB_SCENARIOS, else socklab's)"
@@ -278,11 +288,27 @@ def capture_(c: Context, host: str, lab: str = "", interface: str = "any", outpu
     out.print(f"wrote {written} bytes to {path}: open it in Wireshark, or `tcpdump -nr {path}`")
 
 
-@task
+@task(help={"everyone": "remove every lab on the engine, whoever made it (asks first on a terminal)",
+            "yes": "with --everyone: do not ask (what a script or CI must say)"})
 @_friendly
-def clean(c: Context) -> None:
-    """Remove every container, network and volume labelled by socklab, whoever created it."""
-    out.print(f"removed {api.clean()} containers, networks and volumes")
+def clean(c: Context, everyone: bool = False, yes: bool = False) -> None:
+    """Remove everything of your own labs (you are $SOCKLAB_OWNER, or user@machine); --everyone: anybody's."""
+    if everyone and not yes and not _confirmed_everyone():
+        out.print("nothing removed")
+        return
+    out.print(f"removed {api.clean(everyone=everyone)} containers, networks and volumes")
+
+
+def _confirmed_everyone() -> bool:
+    """Ask, on a terminal, before taking other people's labs; elsewhere, refuse: only --yes says it there."""
+    if not sys.stdin.isatty():
+        raise UsageError("--everyone", "removes other people's labs too, and there is nobody here to ask",
+                         "add --yes to mean it, or leave --everyone out to remove only your own labs")
+    labs = api.labs()
+    owners = sorted({lab.owner or "nobody" for lab in labs})
+    answer = input(f"Remove all {len(labs)} labs on this engine, of {len(owners)} owners "
+                   f"({', '.join(owners)})? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
 
 
 @task(help={"only": "benchmarks to run, separated by commas (default: all): " + ", ".join(benchmarks.NAMES),

@@ -14,8 +14,8 @@ from tests.helpers import ROOT, invoke
 NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}  # reaching for an engine would fail differently
 BAD = sorted((ROOT / "tests" / "unit" / "bad_scenarios").glob("*.toml"))
 
-TASKS = ("bench", "build", "capture", "clean", "cp", "docs", "down", "exec", "explain", "labs", "list", "run", "schema",
-         "shell", "test", "up", "validate")
+TASKS = ("bench", "build", "capture", "clean", "cp", "docs", "down", "exec", "explain", "grade", "labs", "list", "run",
+         "schema", "setup", "shell", "test", "up", "validate")
 
 
 def test_every_task_is_listed_with_a_help_line() -> None:
