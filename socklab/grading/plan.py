@@ -135,6 +135,7 @@ def apply(scenario: Scenario, submissions: Sequence[Submission],
     ``points`` overrides a check's worth, by ``"scenario / check"`` (a rubric's).
     """
     services, plan_services = [], {}
+    originals = {service.name: service for service in scenario.services}
     for service in scenario.services:
         submission = next((s for s in submissions if not s.is_client and plays(service, s.role)), None)
         if submission and isinstance(service.command, Command):
@@ -147,10 +148,11 @@ def apply(scenario: Scenario, submissions: Sequence[Submission],
     checks, counted = [], []
     for check in scenario.checks:
         worth = (points or {}).get(f"{scenario.name} / {check.name}", check.points)
-        roles = tuple(role for name, role in plan_services.items() if _counts(check, _named(services, name), role))
+        # which service a check talks to is read from the scenario's own services (their ports, their options)
+        roles = tuple(role for name, role in plan_services.items() if _counts(check, originals[name], role))
         client = next((s for s in submissions if s.is_client and s.role == client_role(check)), None)
         if client and check.expect in SUCCESS and isinstance(check.run, Command) and client.fits(check.run):
-            server = next((s.name for s in services if talks_to(check, s)), "")
+            server = next((s.name for s in scenario.services if talks_to(check, s)), "")
             check = _client_check(check, client)
             counted.append(Counted(check.name, (client.role,), worth, server))
         elif roles:
@@ -184,10 +186,6 @@ def roles(scenarios: Sequence[Scenario]) -> list[str]:
                 found |= {service.command.program, service.name}
         found |= {role for check in scenario.checks if (role := client_role(check)) and check.expect in SUCCESS}
     return sorted(found)
-
-
-def _named(services: Sequence[Service], name: str) -> Service:
-    return next(s for s in services if s.name == name)
 
 
 def _counts(check: Check, service: Service, role: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,10 @@ def test_a_bad_rubric_names_the_file_and_the_key(tmp_path: Path, text: str, says
 def test_a_command_is_kept_for_its_own_sake() -> None:
     assert submission.placeholders(Command.parse("app client --to [::1]:7 --value x"), "") == {
         "to": "[::1]:7", "value": "x", "host": "::1", "port": "7", "address": "[::1]:7"}
+
+
+def test_a_service_without_readiness_is_found_by_its_port_option() -> None:
+    (echo,) = catalogue.load(["tcp-echo"])
+    quiet = dataclasses.replace(echo, services=tuple(dataclasses.replace(s, ready=None) for s in echo.services))
+    _, plans = grading.prepare([quiet], [f"echo={STUDENT}"])
+    assert "the client host gets its message echoed" in [c.check for c in plans["tcp-echo"].counted]
