@@ -7,10 +7,12 @@ validated before the backend is touched, so bad input creates nothing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import posixpath
 import re
-from collections.abc import Sequence
+import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -19,13 +21,14 @@ from socklab import catalogue, events, files, grading, reports, runner, schema
 from socklab import scenario as scenario_file
 from socklab.backend import Backend, ExecResult, LabSummary
 from socklab.constants import CATALOGUE_DIR, LAB_USER, owner
-from socklab.errors import SocklabError, UsageError
+from socklab.errors import EnvironmentProblem, SocklabError, UsageError
 from socklab.grading import Plan, cohort
 from socklab.grading.marking import Budget
 from socklab.interrupts import Interruptions, calling_on_signals
 from socklab.lab import Lab
 from socklab.model import FileCopy, Scenario
 from socklab.reports import cohort as class_reports
+from socklab.reports.files import NotWritten
 from socklab.reports.journal import Journal
 from socklab.results import ClassResult, RunningLab, RunResult
 
@@ -93,14 +96,66 @@ def run(
     ``socklab.grading.prepare``) and ``budgets`` how much time their checks
     have, in the order of ``scenarios``. The results go to a new folder
     under ``results_root``, or to ``folder``.
+
+    A ``jobs`` out of range, or a results folder that cannot be made and
+    written, is a UsageError before any lab exists; reports that cannot be
+    written at the end (a full disk) are an EnvironmentProblem naming the
+    file, raised once every lab is down.
     """
-    folder = folder or reports.new_folder(results_root)
-    journal = Journal(folder, scenarios, datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
+    check_jobs(jobs)
+    made = folder is None
+    folder = folder or _results_folder(results_root)
+    try:
+        journal = Journal(folder, scenarios, datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
+    except OSError as exc:
+        if made:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise _unwritable(folder, exc) from None
     result = runner.run(scenarios, backend or default_backend(), jobs=jobs, listener=events.both(listener, journal),
                         capture=capture, plans=plans, budgets=budgets)
-    reports.write(result, folder)
+    _write_reports(lambda: reports.write(result, folder), f"{folder / 'report.json'} holds, whole, the checks "
+                   "recorded until then")
     journal.close(result)
     return result
+
+
+def check_jobs(jobs: int) -> None:
+    """``--jobs`` must be a number of labs this machine can hold side by side: 1 to ``runner.MAX_JOBS``."""
+    if not 1 <= jobs <= runner.MAX_JOBS:
+        raise UsageError("--jobs", f"{jobs!r} is not a number of labs to run side by side (1 to {runner.MAX_JOBS})",
+                         f"give a whole number from 1 to {runner.MAX_JOBS}, as in `-j 4` (the default is "
+                         f"{runner.DEFAULT_JOBS})")
+
+
+def _results_folder(root: Path) -> Path:
+    """A new results folder under ``root``, made now: a root that cannot hold one is refused before any lab."""
+    try:
+        return reports.new_folder(root)
+    except OSError as exc:
+        raise _unwritable(root, exc) from None
+
+
+def _unwritable(where: Path, exc: OSError) -> UsageError:
+    reason = exc.strerror or str(exc)
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        reason = f"a file is in the way ({exc.filename or where} is not a folder)"
+    return UsageError("--results", f"cannot write results under {where}: {reason}; nothing was created",
+                      "name a folder you may write to (it is made if need be), or free some space there")
+
+
+def _write_reports(write: Callable[[], object], kept: str) -> None:
+    """Write the final reports; a disk that fails now (full, gone read-only) is a clear error, not a traceback.
+
+    By then every lab is torn down; each report is written whole or not at
+    all, so ``report.json`` still holds the run's journal (or nothing new).
+    """
+    try:
+        write()
+    except OSError as exc:
+        path = exc.path if isinstance(exc, NotWritten) else exc.filename or "a results file"
+        raise EnvironmentProblem(
+            f"{path}: could not be written: {exc.strerror or exc}. Every lab was torn down, and no file was left "
+            f"half written: {kept}. Fix: free some space (or make the folder writable) and run again") from None
 
 
 def grade_class(
@@ -119,16 +174,26 @@ def grade_class(
     report.json, junit.xml, Gradescope's results.json) and the class's
     views: class.csv, class.html.
     """
+    check_jobs(jobs)
     chosen = grading.rubric.load(rubric) if rubric else grading.Rubric()
     scenarios = catalogue.load(chosen.scenarios, directory)
     prepared = cohort.prepare_class(folder, role, scenarios, chosen)
-    result = cohort.grade(prepared, role, chosen, backend or default_backend(), jobs=jobs, listener=listener)
-    out = reports.new_folder(results_root)
-    for student in result.students:
-        student.results_dir = str(reports.write(student.run, out / student.student, latest=False))
-        class_reports.write_student(student, out / student.student)
-    result.results_dir = str(out)
-    class_reports.write_class(result, out)
+    out = _results_folder(results_root)  # before any lab: a root that cannot hold results is refused now
+    try:
+        result = cohort.grade(prepared, role, chosen, backend or default_backend(), jobs=jobs, listener=listener)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            out.rmdir()  # still empty: nothing was graded
+        raise
+
+    def write() -> None:
+        for student in result.students:
+            student.results_dir = str(reports.write(student.run, out / student.student, latest=False))
+            class_reports.write_student(student, out / student.student)
+        result.results_dir = str(out)
+        class_reports.write_class(result, out)
+
+    _write_reports(write, f"{out} holds the reports written before that one")
     reports.point_latest(out)
     return result
 

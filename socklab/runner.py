@@ -25,6 +25,7 @@ from socklab.model import Check, Probe, Scenario
 from socklab.results import CheckResult, RunResult, ScenarioResult, Status
 
 DEFAULT_JOBS = 4
+MAX_JOBS = 64  # labs side by side: beyond that, the engine's connection pool and the machine give out
 WAKE_SECONDS = 0.2  # how long the main thread sleeps at a time while scenarios run
 
 

@@ -7,7 +7,8 @@ it has made (``status: pending``), and ``"complete": false``, next to a file
 ``INCOMPLETE`` that says so in words. Every write replaces the file whole
 (``reports.atomic_write``), so no reader ever sees half of one. The final
 reports replace the journal's; a run that ended, even interrupted, removes
-the marker.
+the marker. A journal that cannot write (a disk gone full mid-run) stops
+writing but never stops the run: its last report.json stays, whole.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class Journal:
         self.folder, self.started, self.began = folder, started, time.monotonic()
         self.results = {s.name: ScenarioResult(s.name, s.title, s.topic, s.explains, s.try_next) for s in scenarios}
         self.lock = threading.Lock()
+        self.failed: OSError | None = None
+        """Why the journal stopped writing mid-run (the final reports try again, and say so if they fail too)."""
         atomic_write(folder / MARKER, MARKER_TEXT.encode())
         self._write()
 
@@ -46,7 +49,11 @@ class Journal:
                 self.results[event.result.name] = event.result
             else:
                 return
-            self._write()
+            if self.failed is None:
+                try:
+                    self._write()
+                except OSError as exc:  # a full disk: the run goes on; the last report.json written stays, whole
+                    self.failed = exc
 
     def _write(self) -> None:
         so_far = RunResult(list(self.results.values()), self.started, round(time.monotonic() - self.began, 3),

@@ -33,14 +33,42 @@ def engine_errors(doing: str) -> Iterator[None]:
 
     The SDK lets ``requests`` connection errors through unwrapped. A refusal
     mid-run usually means something else removed the lab (``invoke clean``
-    from another terminal, say); either way the run cannot go on, and the
-    user needs a sentence, not a traceback.
+    from another terminal, say); one that says the disk or the memory ran
+    out is named so, with what to free. Either way the run cannot go on, and
+    the user needs a sentence, not a traceback. Whatever was made of a lab
+    before the failure is torn down by ``Lab.open``, as on any failure.
     """
     try:
         yield
     except requests.ConnectionError as exc:
         raise EnvironmentProblem(f"The Docker engine stopped answering while {doing}: {exc}. {START_HINT}.") from None
     except APIError as exc:
+        why = str(exc.explanation or exc)
+        short = exhausted(why)
+        if short:
+            raise EnvironmentProblem(f"The Docker engine ran out of {short} while {doing}: {why}. "
+                                     f"{EXHAUSTED_FIX[short]}") from None
         gone = " (was the lab removed meanwhile, by `invoke clean` or `invoke down`?)" if exc.status_code == 404 else ""
-        raise EnvironmentProblem(f"The Docker engine refused a request while {doing}: "
-                                 f"{exc.explanation or exc}{gone}") from None
+        raise EnvironmentProblem(f"The Docker engine refused a request while {doing}: {why}{gone}") from None
+
+
+# What the engine (or the kernel under it) says when a machine's resource runs out, by the resource.
+EXHAUSTED = {
+    "disk space": ("no space left on device", "disk quota exceeded"),
+    "memory": ("cannot allocate memory", "out of memory"),
+}
+EXHAUSTED_FIX = {
+    "disk space": "Fix: free space where the engine keeps its data (`docker system df` shows what it holds; "
+                  "`invoke clean` removes labs of yours left behind), then run again",
+    "memory": "Fix: run fewer labs at once (`--jobs 1`), stop other containers, or free memory on the engine's "
+              "machine, then run again",
+}
+
+
+def exhausted(message: str) -> str:
+    """Which of the machine's resources the engine's message says ran out ("disk space", "memory"), or ""."""
+    lowered = message.lower()
+    for resource, phrases in EXHAUSTED.items():
+        if any(phrase in lowered for phrase in phrases):
+            return resource
+    return ""
