@@ -159,10 +159,17 @@ def test_a_service_that_never_gets_ready_fails_in_bounded_time_with_its_log(back
 
 
 class EngineProxy:
-    """Stands between a client and the engine's socket, and can cut the line, as an engine that dies would."""
+    """Stands between a client and the engine's socket, and can cut the line, as an engine that dies would.
+
+    It can also answer a kind of request itself, as a failing engine would:
+    ``refuse(b"/containers/create", message)`` answers every request whose
+    first line holds that with a 500 and ``message``, passing nothing on.
+    """
 
     def __init__(self, path: Path, engine_socket: str) -> None:
         self.path, self.engine_socket = path, engine_socket
+        self.refusals: dict[bytes, str] = {}
+        self.clients: set[socket.socket] = set()
         self.listener = socket.socket(socket.AF_UNIX)
         self.listener.bind(str(path))
         self.listener.listen()
@@ -181,6 +188,7 @@ class EngineProxy:
                     upstream = socket.socket(socket.AF_UNIX)
                     upstream.connect(self.engine_socket)
                     self.open += [client, upstream]
+                    self.clients.add(client)
                     self.selector.register(client, selectors.EVENT_READ, upstream)
                     self.selector.register(upstream, selectors.EVENT_READ, client)
                     continue
@@ -188,7 +196,9 @@ class EngineProxy:
                 sink: socket.socket = key.data
                 try:
                     data = source.recv(65536)
-                    if data:
+                    if data and source in self.clients and (answer := self._refusal(data)):
+                        source.sendall(answer)  # then the line closes: the request's body, if any, goes nowhere
+                    elif data:
                         sink.sendall(data)
                         continue
                 except OSError:
@@ -198,6 +208,18 @@ class EngineProxy:
                         self.selector.unregister(end)
                         end.close()
                         self.open.remove(end)
+
+    def refuse(self, request: bytes, message: str) -> None:
+        self.refusals[request] = message
+
+    def _refusal(self, data: bytes) -> bytes:
+        first_line = data.split(b"\r\n", 1)[0]
+        for request, message in self.refusals.items():
+            if request in first_line:
+                body = json.dumps({"message": message}).encode()
+                return (b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+        return b""
 
     def cut(self) -> None:
         self.cut_event.set()
@@ -233,6 +255,29 @@ def test_an_engine_that_stops_mid_run_is_a_clear_error(proxy: EngineProxy, tmp_p
         assert "Traceback" not in err
     finally:
         run.kill()
+        remove_labelled(f"{LABEL_SCENARIO}={name}")
+
+
+@pytest.mark.parametrize(("says", "resource"), [
+    ("failed to create shim task: write /var/lib/docker/overlay2/x: no space left on device", "disk space"),
+    ("OCI runtime create failed: fork/exec /proc/self/exe: cannot allocate memory", "memory"),
+])
+def test_an_engine_out_of_disk_or_memory_while_creating_a_lab_is_a_clear_error_and_leaves_nothing(
+        proxy: EngineProxy, tmp_path: Path, says: str, resource: str) -> None:
+    """The engine refuses to create a host: the networks already made go too, and the run says why, exit 2."""
+    name = f"engine-out-of-{resource.split()[0]}"
+    proxy.refuse(b"/containers/create", says)
+    results = tmp_path / "results"
+    try:
+        result = invoke("run", str(unique_scenario(tmp_path, name, "loopback-only")), "--results", str(results),
+                        env={"DOCKER_HOST": f"unix://{proxy.path}"})
+        assert result.returncode == EXIT_BAD_INPUT, result.stdout + result.stderr
+        assert f"ran out of {resource} while creating lab" in result.stderr and f"of {name}" in result.stderr
+        assert says in result.stderr and "Fix:" in result.stderr and "Traceback" not in result.stderr
+        assert labelled(f"{LABEL_SCENARIO}={name}") == [], "the lab's networks were left behind"
+        (folder,) = [p for p in results.iterdir() if p.is_dir()]
+        assert json.loads((folder / "report.json").read_text())["complete"] is False  # whole, and says it
+    finally:
         remove_labelled(f"{LABEL_SCENARIO}={name}")
 
 

@@ -204,7 +204,7 @@ class DockerBackend:
         image = self.ensure_image(lambda message: None)
         images = self.host_images(hosts, lambda message: None)  # before anything is made: a bad one makes nothing
         labels = {LABEL_LAB: lab_id, LABEL_SCENARIO: scenario, LABEL_OWNER: owner()}
-        with engine_errors(f"creating lab {lab_id}"):
+        with engine_errors(f"creating lab {lab_id} of {scenario}"):
             created = {net.name: self._create_network(lab_id, net, labels) for net in networks}
             plans = []
             for host in hosts:
