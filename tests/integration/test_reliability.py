@@ -326,10 +326,14 @@ def test_a_full_subnet_pool_is_a_clear_error_and_creates_nothing(engine, tmp_pat
     filler = client.networks.create("socklab-test-pool-filler", internal=True, ipam=ipam,
                                     labels={LABEL_LAB: "pool-filler", LABEL_OWNER: owner()})
     try:
-        result = invoke("run", str(unique_scenario(tmp_path, "no-room")), "--results", str(tmp_path))
+        results = tmp_path / "results"
+        result = invoke("run", str(unique_scenario(tmp_path, "no-room")), "--results", str(results))
         assert result.returncode == EXIT_BAD_INPUT, result.stdout + result.stderr
         assert "no free subnet left" in result.stderr and "invoke clean" in result.stderr
+        assert "Traceback" not in result.stderr
         assert labelled(f"{LABEL_SCENARIO}=no-room") == []
+        (folder,) = [p for p in results.iterdir() if p.is_dir()]  # the run's record: whole, and says it is not
+        assert json.loads((folder / "report.json").read_text())["complete"] is False
     finally:
         filler.remove()
 
