@@ -360,12 +360,34 @@ def _gather_words(unparsed: list[str], gathering: dict[str, Task], core_flags: A
     return [unparsed[0], "\n".join(words), *options]
 
 
+def _not_a_number(unparsed: list[str], tasks: dict[str, Task]) -> UsageError | None:
+    """A whole-number option (``--jobs abc``) given something else: invoke's parser would end in a traceback."""
+    if not unparsed or unparsed[0] not in tasks:
+        return None
+    flags = ParserContext(args=tasks[unparsed[0]].get_arguments()).flags
+    for index, token in enumerate(unparsed[1:], 1):
+        name, equals, value = token.partition("=")
+        if name not in flags or flags[name].kind is not int:
+            continue
+        value = value if equals else (unparsed[index + 1] if index + 1 < len(unparsed) else "")
+        try:
+            int(value)
+        except ValueError:
+            return UsageError(name, f"{value!r} is not a whole number", f"give one, as in `{name} 4`")
+    return None
+
+
 def _adjust_invocation() -> None:
     """Applies ``_gather_words`` to this invocation, when invoke's own program is the one loading this file."""
     from invoke.main import program
 
     core = getattr(program, "core", None)
     if core is not None and core.unparsed:
+        problem = _not_a_number(core.unparsed, {"run": run, "grade": grade, "bench": bench})
+        if problem:
+            err.print(f"[red]usage:[/] {escape(str(problem))}\n(`invoke --help {core.unparsed[0]}` shows every "
+                      "option)", highlight=False, soft_wrap=True)
+            raise SystemExit(problem.exit_status)
         core.unparsed[:] = _gather_words(core.unparsed, {"run": run, "validate": validate},
                                          program.initial_context.flags)
 

@@ -67,6 +67,16 @@ def test_the_command_line_refuses_a_bad_number_of_jobs_with_exit_2_and_usage_adv
     assert "Traceback" not in result.stderr and not (tmp_path / "results").exists()
 
 
+@pytest.mark.parametrize("args", [("run", "tcp-echo", "-j", "abc"), ("run", "tcp-echo", "--jobs=1.5"),
+                                  ("grade", "class", "--role", "echo", "--jobs", "many")])
+def test_a_number_of_jobs_that_is_not_a_number_is_a_usage_error_not_a_traceback(args: tuple[str, ...],
+                                                                                tmp_path: Path) -> None:
+    result = invoke(*args, "--results", str(tmp_path / "results"), env=NO_ENGINE)
+    assert result.returncode == EXIT_BAD_INPUT, result.stderr
+    assert "is not a whole number. Fix:" in result.stderr and f"invoke --help {args[0]}" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "results").exists()
+
+
 # -- --results ------------------------------------------------------------------
 
 
