@@ -58,16 +58,17 @@ def ratio(name: str, numerator: Figure, denominator: Figure, target: str = "") -
 
 
 Benchmark = Callable[[int, Callable[[str], None]], list[Figure]]
-NAMES = ("lifecycle", "catalogue", "run-tcp-echo", "bulk", "appserver", "concurrency", "grading")
+NAMES = ("lifecycle", "catalogue", "run-tcp-echo", "bulk", "appserver", "concurrency", "grading", "load")
 
 
 def registry() -> dict[str, Benchmark]:
     """The benchmarks by name; imported only when one is run (they need the Docker SDK)."""
-    from socklab.benchmarks import appserver, concurrency, grading, lifecycle, runs, transfer
+    from socklab.benchmarks import appserver, concurrency, grading, lifecycle, load, runs, transfer
 
     found: dict[str, Benchmark] = {"lifecycle": lifecycle.run, "catalogue": runs.catalogue,
                                    "run-tcp-echo": runs.tcp_echo, "bulk": transfer.run, "appserver": appserver.run,
-                                   "concurrency": concurrency.run, "grading": grading.run}
+                                   "concurrency": concurrency.run, "grading": grading.run,
+                                   "load": load.run}
     assert tuple(found) == NAMES
     return found
 
