@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 
-from socklab import events, verdicts
+from socklab import events, slots, verdicts
 from socklab.backend import Backend
 from socklab.concurrency import executor, parallel_map
 from socklab.errors import Interrupted, LabError
@@ -66,48 +66,50 @@ def run_scenario(
     ``plan``, a graded program that does not start fails the checks that
     count on it rather than the lab, and the checks are made as
     ``socklab.grading.marking`` says, within the submission's ``budget``
-    of time if it has one.
+    of time if it has one. The lab waits first for one of the machine's
+    slots (``socklab.slots``), shared with every other run.
     """
     guard = interruptions or Interruptions()
-    result = ScenarioResult(scenario.name, scenario.title, scenario.topic, scenario.explains, scenario.try_next)
-    clock = _PhaseClock(listener, result)
-    try:
-        result.implementations = {s.role: s.source for s in plan.submissions} if plan else {}
-        with Lab.open(backend, scenario.name, scenario.networks, scenario.hosts, interruptions=guard,
-                      listener=clock, files=scenario.files) as lab:
-            result.lab_id, result.hosts, result.notes = lab.id, lab.addresses(), lab.notes
-            if capture:
-                lab.start_capture()
-            clock(events.PhaseStarted(scenario.name, "services"))
-            try:
-                for service in scenario.services:
-                    guard.checkpoint()
-                    started = lab.start_service(service)
-                    result.services.append(started)
-                    if not started.ready and not (plan and service.name in plan.services):
-                        raise LabError(started.detail)
-                clock(events.PhaseStarted(scenario.name, "checks"))
-                checks = (marking.make_checks(lab, scenario, plan, result, guard, lambda c: make_check(lab, c),
-                                              budget) if plan else make_checks(lab, scenario, guard))
-                for made in checks:
-                    result.checks.append(made)
-                    listener(events.CheckFinished(scenario.name, made))
-            finally:
-                if capture and not guard.cancelled.is_set():
-                    result.captures = lab.stop_capture()
-                if scenario.services and not guard.cancelled.is_set():
-                    logs = lab.service_logs(scenario.services)
-                    for started in result.services:
-                        started.log = logs.get(started.name, started.log)
-    except LabError as exc:
-        result.error = str(exc)
-        if plan:
-            marking.mark_unmade(scenario, plan, result)
-    finally:
-        clock.stop()
-    result.conclude()
-    listener(events.ScenarioFinished(result))
-    return result
+    with slots.held(guard):  # the machine's share of labs: a run beyond it waits here, its clock not started
+        result = ScenarioResult(scenario.name, scenario.title, scenario.topic, scenario.explains, scenario.try_next)
+        clock = _PhaseClock(listener, result)
+        try:
+            result.implementations = {s.role: s.source for s in plan.submissions} if plan else {}
+            with Lab.open(backend, scenario.name, scenario.networks, scenario.hosts, interruptions=guard,
+                          listener=clock, files=scenario.files) as lab:
+                result.lab_id, result.hosts, result.notes = lab.id, lab.addresses(), lab.notes
+                if capture:
+                    lab.start_capture()
+                clock(events.PhaseStarted(scenario.name, "services"))
+                try:
+                    for service in scenario.services:
+                        guard.checkpoint()
+                        started = lab.start_service(service)
+                        result.services.append(started)
+                        if not started.ready and not (plan and service.name in plan.services):
+                            raise LabError(started.detail)
+                    clock(events.PhaseStarted(scenario.name, "checks"))
+                    checks = (marking.make_checks(lab, scenario, plan, result, guard, lambda c: make_check(lab, c),
+                                                  budget) if plan else make_checks(lab, scenario, guard))
+                    for made in checks:
+                        result.checks.append(made)
+                        listener(events.CheckFinished(scenario.name, made))
+                finally:
+                    if capture and not guard.cancelled.is_set():
+                        result.captures = lab.stop_capture()
+                    if scenario.services and not guard.cancelled.is_set():
+                        logs = lab.service_logs(scenario.services)
+                        for started in result.services:
+                            started.log = logs.get(started.name, started.log)
+        except LabError as exc:
+            result.error = str(exc)
+            if plan:
+                marking.mark_unmade(scenario, plan, result)
+        finally:
+            clock.stop()
+        result.conclude()
+        listener(events.ScenarioFinished(result))
+        return result
 
 
 def run(
