@@ -110,8 +110,7 @@ def print_grades(console: Console, run: RunResult) -> None:
     for grade in run.grades():
         colour = "green" if grade.clean else "red"
         console.print(f"[bold]{escape(grade.role)}[/] = {escape(grade.source)}: "
-                      f"[{colour}]{points(grade.score)} of {points(grade.possible)} points[/] "
-                      f"({len(grade.marks) - len(grade.caught)} of {len(grade.marks)} checks held)", soft_wrap=True)
+                      f"[{colour}]{escape(grade.score_line)}[/]", soft_wrap=True)
         for mark in grade.caught:
             console.print(f"  [red]✗[/] {escape(mark.name)}", soft_wrap=True)
             console.print(f"      {escape(mark.why)}", soft_wrap=True, highlight=False)

@@ -221,6 +221,12 @@ class Grade:
     def clean(self) -> bool:
         return not self.caught
 
+    @property
+    def score_line(self) -> str:
+        """``3 of 5 points: 3 of 4 checks held``: the one sentence every view gives a grade."""
+        held = len(self.marks) - len(self.caught)
+        return f"{self.score:g} of {self.possible:g} points: {held} of {len(self.marks)} checks held"
+
 
 @dataclass(frozen=True)
 class RunSummary:

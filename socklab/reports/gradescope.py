@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from socklab.results import Grade, Mark, StudentResult
+from socklab.results import Mark, StudentResult
 
 VISIBLE = "visible"  # every check is shown to the student at once: the lab's checks are no secret
 
@@ -34,16 +34,10 @@ def summary(student: StudentResult) -> str:
     """The submission's line above the tests: what was graded, the points, and how many checks held."""
     grade = student.grade
     lines = [f"Graded: {grade.role} = {grade.source}" if grade.source else f"Graded: {grade.role}",
-             score_line(grade)]
+             grade.score_line]
     if student.run.interrupted:
         lines.append("The run was interrupted before every check was made: the checks not made earned nothing.")
     return "\n".join(lines)
-
-
-def score_line(grade: Grade) -> str:
-    """``3 of 5 points: 3 of 4 checks held``, the same sentence as report.html's."""
-    held = len(grade.marks) - len(grade.caught)
-    return f"{grade.score:g} of {grade.possible:g} points: {held} of {len(grade.marks)} checks held"
 
 
 def case(mark: Mark) -> dict[str, Any]:
