@@ -27,8 +27,11 @@ TOPICS = (
     "Binding and interfaces",
     "IPv4 and IPv6",
     "TCP versus UDP",
+    "Inside a TCP connection",
+    "Datagrams: limits, broadcast, multicast",
     "Failures a client sees",
     "Servers for many clients",
+    "Application protocols",
     "Same host only",
 )
 USERS = (LAB_USER, "root", GRADED_USER)  # the graded user: a submission's, confined (socklab.commands)
@@ -112,6 +115,26 @@ def _files(table: dict[str, Any]) -> tuple[FileCopy, ...]:
     return tuple(copies)
 
 
+SYSCTL_PATTERN = re.compile(r"net(\.[A-Za-z0-9_-]+)+")
+
+
+def _sysctls(table: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """``{ "net.core.somaxconn" = 8 }``: settings of the host's own network namespace, as text for the engine.
+
+    Only ``net.*`` settings belong to a network namespace; the engine refuses
+    the others (they would change the whole machine).
+    """
+    settings = []
+    for name, value in table.items():
+        if not SYSCTL_PATTERN.fullmatch(name):
+            raise Invalid(f"{name!r} is not a setting of a host's own network namespace",
+                          'name one under net., as sysctl -a writes it: "net.core.somaxconn" = 8')
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise Invalid(f"{name}: {value!r} is not a setting's value", f'write "{name}" = 1 or "{name}" = "1"')
+        settings.append((name, str(value)))
+    return tuple(settings)
+
+
 @dataclass(frozen=True)
 class Image:
     """A host's own image: one already on the engine, or one built from a folder with a Dockerfile."""
@@ -147,6 +170,9 @@ class Host:
     image: Image | None = key("an image of its own: a name already on the engine, or { build = FOLDER } with a "
                               "Dockerfile (FROM the node image works with no registry)", None, takes=(str, dict),
                               parse=_image, example='"socklab-node:latest"')
+    sysctls: tuple[tuple[str, str], ...] = key(
+        "kernel settings of its own network namespace, set as it is made: { SETTING = VALUE }", (), takes=dict,
+        parse=_sysctls, example='{ "net.core.somaxconn" = 8 }')
 
 
 @dataclass(frozen=True)

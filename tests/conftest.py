@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +31,7 @@ from socklab.constants import LABEL_LAB, OWNER_ENV
 from socklab.errors import EnvironmentProblem
 from socklab.model import Host, Network
 from tests.helpers import ANYONE, REQUIRE_DOCKER, TESTS, labelled, owned, remove_owned, run_owner, sub_owner
+from tests.tries import TrySession
 
 pytest_plugins = ["pytester"]
 
@@ -101,6 +103,19 @@ def _docker_tests_own_their_labs(request: pytest.FixtureRequest) -> None:
     """Every Docker test runs under an owner of its own (``lab_owner``)."""
     if request.node.get_closest_marker("docker") is not None:
         request.getfixturevalue("lab_owner")
+
+
+@pytest.fixture
+def try_text(request: pytest.FixtureRequest, tmp_path: Path, lab_owner: str) -> Iterator[TrySession]:
+    """The `try` text that the test's ``tries`` marker names, to run its commands as a student would."""
+    marker = request.node.get_closest_marker("tries")
+    assert marker is not None and marker.args, "name the scenario and its commands: @pytest.mark.tries(NAME, ...)"
+    session = TrySession(marker.args[0], tuple(marker.args[1:]), tmp_path)
+    yield session
+    never_run = session.close()
+    if never_run:
+        pytest.fail(f"the test names commands of {marker.args[0]}'s try text that it never ran: {never_run}",
+                    pytrace=False)
 
 
 # -- the suite as a whole -----------------------------------------------------

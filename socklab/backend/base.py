@@ -157,7 +157,7 @@ class Backend(Protocol):
         """The labs that exist on the engine now."""
 
     def find_host(self, host: str, lab_id: str | None = None) -> HostHandle:
-        """A running host by name (in the only lab, or in ``lab_id``)."""
+        """A running host by name: in ``lab_id``, or else in the only lab of the caller's own that has it."""
 
     def shell(self, handle: HostHandle, argv: Sequence[str], *, user: str) -> int:
         """Attach the terminal to an interactive command on a host; return its exit status."""

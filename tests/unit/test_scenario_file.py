@@ -36,7 +36,7 @@ def test_every_catalogue_scenario_loads_and_teaches(path: Path) -> None:
 
 
 def test_the_catalogue_keeps_to_its_topics() -> None:
-    """A scenario of one's own may have any topic; socklab's own curriculum keeps to its six, in order."""
+    """A scenario of one's own may have any topic; socklab's own curriculum keeps to its topics."""
     assert {scenario.topic for scenario in catalogue.load()} == set(TOPICS)
 
 

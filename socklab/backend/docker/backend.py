@@ -293,7 +293,7 @@ class DockerBackend:
             pids_limit=PIDS_LIMIT,
             shm_size=SHM_SIZE,
             mounts=_scratch(labels),
-            sysctls=SYSCTLS,
+            sysctls=SYSCTLS | dict(host.sysctls),
             network_mode=first.network if first else "none",
         )
         networking = None
@@ -416,12 +416,19 @@ class DockerBackend:
                 raise MissingPath(f"host {handle.host!r} has no {path}") from None
 
     def find_host(self, host: str, lab_id: str | None = None) -> HostHandle:
-        filters = [f"{LABEL_HOST}={host}"] + ([f"{LABEL_LAB}={lab_id}"] if lab_id else [LABEL_LAB])
+        """The host in ``lab_id``, or else in the caller's own only lab that has it.
+
+        Without a lab id, only labs of the caller's own (``constants.owner``)
+        count: on an engine shared by several people (or by tests running side
+        by side), ``invoke exec client`` must never land in somebody else's lab.
+        """
+        filters = [f"{LABEL_HOST}={host}"] + ([f"{LABEL_LAB}={lab_id}"] if lab_id else [f"{LABEL_OWNER}={owner()}"])
         with engine_errors("looking for a host"):
             found = self.api.containers(filters={"label": filters, "status": "running"})
         if not found:
-            where = f"lab {lab_id}" if lab_id else "any running lab"
-            raise SocklabError(f"no host {host!r} in {where}; start one with `invoke up SCENARIO` (see `invoke labs`)")
+            where = f"lab {lab_id}" if lab_id else "any running lab of yours"
+            raise SocklabError(f"no host {host!r} in {where}; start one with `invoke up SCENARIO`, or name "
+                               "another's lab with --lab (see `invoke labs`)")
         if len(found) > 1:
             labs = ", ".join(sorted(c["Labels"][LABEL_LAB] for c in found))
             raise SocklabError(f"host {host!r} exists in several labs ({labs}); choose one with --lab")
