@@ -88,9 +88,11 @@ class AddressBook:
                            "while it was prepared") from None
 
     def _network_attribute(self, ref: refs.Ref) -> str:
-        """A network's subnets, as the engine allocated them, and an address of it that no host has."""
+        """A network's subnets, as the engine allocated them, its broadcast address, and an address no host has."""
         interface = next(i.interfaces[ref.network] for i in self.infos.values() if ref.network in i.interfaces)
         subnet = interface.subnet6 if ref.attribute.endswith("6") else interface.subnet4
         if ref.attribute.startswith("subnet") or subnet is None:
             return subnet or ""
+        if ref.attribute == "broadcast4":
+            return str(ipaddress.ip_network(subnet).broadcast_address)
         return str(ipaddress.ip_network(subnet).network_address + refs.UNUSED_HOST_NUMBER)

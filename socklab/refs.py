@@ -24,6 +24,7 @@ NETWORK_ATTRIBUTES = {  # {NETWORK.ATTRIBUTE}
     "subnet6": "the network's IPv6 subnet",
     "unused_ipv4": "an IPv4 address of the network that no host has: nobody answers ARP for it",
     "unused_ipv6": "an IPv6 address of the network that no host has: nobody answers neighbour discovery",
+    "broadcast4": "the network's IPv4 broadcast address: a datagram sent there reaches every host of the network",
 }
 NEEDS_IPV6 = {"ipv6", "link_local", "link_local_address", "subnet6", "unused_ipv6"}
 UNUSED_HOST_NUMBER = 250  # hosts are numbered from 2 up; no lab has 249 hosts on one network

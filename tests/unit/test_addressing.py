@@ -79,6 +79,7 @@ def test_a_link_local_reference_takes_the_scope_of_the_host_that_uses_it() -> No
     assert addresses.render("{server.lan.link_local}", on_host="server") == "fe80::a%eth0"
     assert addresses.render("{server.lan.link_local_address} {server.wan.iface}") == "fe80::a eth1"
     assert addresses.render("{lan.unused_ipv4} {wan.subnet4}") == "198.18.0.250 198.18.1.0/24"
+    assert addresses.render("{lan.broadcast4}") == "198.18.0.255"
 
 
 def test_a_host_that_reported_no_interface_is_a_lab_error_not_a_crash() -> None:
