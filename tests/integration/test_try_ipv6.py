@@ -1,0 +1,37 @@
+"""The `try` texts of the IPv6 and binding lessons (ipv6-only-row, bind-order, bind-rules, hostname-binding),
+run as written (tests/tries.py)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.tries import Said, TrySession
+
+
+def listening(said: Said, port: int) -> list[str]:
+    """The lines of ``ss -l...`` output for sockets on ``port``."""
+    return [line for line in said.stdout.splitlines() if re.search(rf"\s\S+:{port}\s", line)]
+
+
+@pytest.mark.tries(
+    "ipv6-only-row",
+    "invoke up ipv6-only-row",
+    "invoke exec server -- ss -ltne",
+    "invoke exec server -- python3 -m nodes.whoami client --to [::1]:65432",
+    "invoke exec server -- python3 -m nodes.whoami client --to 127.0.0.1:65432",
+)
+def test_ipv6_only_row_listener_is_v6only_and_answers_ipv6_only(try_text: TrySession) -> None:
+    up = try_text("invoke up ipv6-only-row")
+    assert up.exit == 0, up
+    ss = try_text("invoke exec server -- ss -ltne")
+    assert ss.exit == 0, ss
+    (line,) = listening(ss, 65432)
+    assert line.split()[3] == "[::]:65432" and "v6only:1" in line, ss
+    answered = try_text("invoke exec server -- python3 -m nodes.whoami client --to [::1]:65432")
+    assert answered.exit == 0, answered
+    assert answered.json()["outcome"] == "ok" and answered.json()["server_local"] == "::1", answered
+    refused = try_text("invoke exec server -- python3 -m nodes.whoami client --to 127.0.0.1:65432")
+    assert refused.exit == 0, refused
+    assert refused.json()["outcome"] == "refused", refused
