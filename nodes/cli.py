@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn
 
-from nodes.endpoints import Endpoint, format_sockaddr, parse_endpoint, parse_port, resolve
+from nodes.endpoints import Attempts, Endpoint, format_sockaddr, parse_endpoint, parse_port, resolve, try_each
 from nodes.listen import BindError, describe, open_listener
 from nodes.outcomes import classify
 
@@ -188,24 +188,28 @@ def listener(args: argparse.Namespace, sock_type: int, log: logging.Logger, **op
     return sock
 
 
-def connect(where: Endpoint, timeout: float, sock_type: int = socket.SOCK_STREAM) -> socket.socket:
+def connect(
+    where: Endpoint, timeout: float, sock_type: int = socket.SOCK_STREAM, attempts: Attempts | None = None
+) -> socket.socket:
     """Connect to each resolved address in turn, as ``socket.create_connection`` does.
 
     Resolving through ``nodes.endpoints.resolve`` means a client understands
     exactly the addresses a server can be told to bind (scope ids included).
-    The last error is raised if no address connects.
+    The last error is raised if no address connects. Each address tried is
+    noted in ``attempts``, if given (see ``nodes.endpoints.try_each``).
     """
-    error: OSError = OSError("no address to connect to")
-    for family, sockaddr in resolve(where, sock_type):
+
+    def attempt(family: int, sockaddr: tuple) -> socket.socket:
         sock = socket.socket(family, sock_type)
         try:
             sock.settimeout(timeout)
             sock.connect(sockaddr)
-            return sock
-        except OSError as exc:
+        except OSError:
             sock.close()
-            error = exc
-    raise error
+            raise
+        return sock
+
+    return try_each(resolve(where, sock_type), attempt, [] if attempts is None else attempts)
 
 
 def addresses(sock: socket.socket) -> dict[str, str | None]:

@@ -3,13 +3,20 @@
 People write ``198.18.0.2:65432``, ``[fd50:c1ab:0:1::2]:65432``,
 ``[fe80::42:c6ff:fe12:2%eth0]:65432`` or ``localhost:65432``; the socket API
 wants a family and a 2- or 4-tuple. Keeping both directions here means every
-program parses and prints addresses the same way.
+program parses and prints addresses the same way. And a name resolves to a
+list of addresses: ``try_each`` is how every client goes down that list,
+and notes what came of each address it tried.
 """
 
 from __future__ import annotations
 
 import socket
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from nodes.outcomes import Outcome, classify
 
 FAMILIES = {"any": socket.AF_UNSPEC, "ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}
 
@@ -92,3 +99,48 @@ def resolve(
     flags = socket.AI_PASSIVE if passive else 0
     infos = socket.getaddrinfo(host, endpoint.port, family, sock_type, 0, flags)
     return [(info[0], info[4]) for info in infos]
+
+
+T = TypeVar("T")
+Attempts = list[dict[str, Any]]
+"""What a client tried, one address at a time: ``{"peer", "outcome", "errno", "detail", "elapsed_ms"}`` each."""
+
+
+def try_each(addresses: Sequence[tuple[int, tuple]], attempt: Callable[[int, tuple], T], attempts: Attempts) -> T:
+    """Return ``attempt(family, sockaddr)`` for the first of ``addresses`` it does not fail for, trying them in order.
+
+    This is what ``socket.create_connection`` does, for the reason it
+    does: a name often resolves to several addresses, IPv6 first, and a
+    server may listen on only some of them (on IPv4 only, say). A client
+    that used the first address alone would be refused by a server it
+    could reach. ``attempt`` is the client's own first step with one
+    address (socket(), connect(), ...), so that its socket calls stay in
+    its own file; an ``OSError`` from it means that address failed, and
+    the next one is tried. ``attempt`` closes whatever it opened for an
+    address that failed. If every address fails, the last error is raised.
+
+    Each call is noted in ``attempts``, with the keys the probe's attempts
+    use: the address (``peer``), the outcome word (``ok``: the address was
+    used, and what came of it is the client's result; or the failure's),
+    errno name and words, and how long it took. Anything but an ``OSError``
+    (a reply that breaks the protocol, say) is no reason to try another
+    address: it goes straight through.
+    """
+    if not addresses:  # getaddrinfo raises rather than return nothing, but a caller may filter
+        raise OSError("no address to connect to")
+    for index, (family, sockaddr) in enumerate(addresses):
+        note: dict[str, Any] = {"peer": format_sockaddr(sockaddr), "outcome": Outcome.OK.value, "errno": None,
+                                "detail": None, "elapsed_ms": 0.0}
+        attempts.append(note)
+        started = time.perf_counter()
+        try:
+            return attempt(family, sockaddr)
+        except OSError as exc:
+            outcome, errno_name = classify(exc)
+            note.update(outcome=outcome.value, errno=errno_name,
+                        detail=exc.strerror or str(exc) or type(exc).__name__)
+            if index == len(addresses) - 1:
+                raise
+        finally:
+            note["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    raise AssertionError("unreachable: the last address returned or raised")
