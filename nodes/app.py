@@ -48,7 +48,14 @@ same request is made N times, each on a new connection, up to
                   mismatch (malformed response, or not the expected result),
                   closed, refused, timeout, reset, ...
   errno, detail   errno name and words of that failure, or null
-  target, peer    the server as given, and the address connected to
+  target, peer    the server as given, and the address every connection went to
+  attempts        when the name resolved to several addresses: how the client
+                  chose the one to use, before any request, with a connection
+                  to each in turn until one was accepted (then closed at once,
+                  unused: the server sees a client that sent nothing), as
+                  [{"peer", "outcome", "errno", "detail", "elapsed_ms"}, ...];
+                  [] with one address (an IP address): the requests' own
+                  connections tried it
   local           the client's address of the first connection
   requests, completed, failed
   errors          {outcome: count} of the failed requests
@@ -535,13 +542,13 @@ def client(args: argparse.Namespace) -> dict[str, Any]:
         sends = pieces(request, args.split)
         return tally.client_result(
             args.to, counts, lambda family, sockaddr: shaped_request(family, sockaddr, request, counts, args),
-            written=written(sends, args.pause, args.fin))
+            timeout=args.timeout, written=written(sends, args.pause, args.fin))
 
     def requests(family: int, sockaddr: tuple) -> None:
         Requests(family, sockaddr, payload, counts, expect=args.expect, timeout=args.timeout,
                  concurrency=min(args.concurrency, args.requests)).run(args.requests)
 
-    return tally.client_result(args.to, counts, requests)
+    return tally.client_result(args.to, counts, requests, timeout=args.timeout)
 
 
 def byte_count(text: str) -> int:

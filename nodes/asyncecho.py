@@ -18,7 +18,12 @@ Client result (one JSON object on stdout), keys:
                   the most frequent failure (mismatch, closed, refused,
                   timeout, reset, ...)
   errno, detail   errno name and words of that failure, or null
-  target, peer    the server as given, and the address connected to
+  target, peer    the server as given, and the address every connection went to
+  attempts        when the name resolved to several addresses: how that one
+                  was chosen, before the N connections, with a connection to
+                  each in turn until one was accepted (then closed at once,
+                  not counted), as [{"peer", "outcome", "errno", "detail",
+                  "elapsed_ms"}, ...]; [] with one address (an IP address)
   connections     connections asked for
   concurrency     the cap on simultaneous connections
   opened          connections that were established
@@ -209,7 +214,7 @@ def client(args: argparse.Namespace) -> dict[str, Any]:
     def connections(family: int, sockaddr: tuple) -> None:
         asyncio.run(run_connections(args, family, sockaddr, tally))
 
-    return client_result(args.to, tally, connections, concurrency=args.concurrency)
+    return client_result(args.to, tally, connections, timeout=args.timeout, concurrency=args.concurrency)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -22,7 +22,12 @@ Client result (one JSON object on stdout), keys:
                   the most frequent failure (mismatch, closed, refused,
                   timeout, reset, ...)
   errno, detail   errno name and words of that most frequent failure, or null
-  target, peer    the server as given, and the address connected to
+  target, peer    the server as given, and the address every connection went to
+  attempts        when the name resolved to several addresses: how that one
+                  was chosen, before the N connections, with a connection to
+                  each in turn until one was accepted (then closed at once,
+                  not counted), as [{"peer", "outcome", "errno", "detail",
+                  "elapsed_ms"}, ...]; [] with one address (an IP address)
   connections     connections asked for
   messages        messages sent on each connection
   opened          connections that were established
@@ -301,7 +306,7 @@ def client(args: argparse.Namespace) -> dict[str, Any]:
         Echoes(family, sockaddr, payload, counts, timeout=args.timeout, connections=args.connections,
                hold_seconds=args.hold).run(args.connections)
 
-    return client_result(args.to, counts, connections, messages=len(args.messages))
+    return client_result(args.to, counts, connections, timeout=args.timeout, messages=len(args.messages))
 
 
 def serve(args: argparse.Namespace, log: logging.Logger) -> None:

@@ -5,7 +5,8 @@ per connection) open many connections in different ways but report the
 same thing: how many were opened, completed or failed (by outcome, with
 the errno of the first failure of each kind), the most open at once, the
 bytes either way. ``client_result`` is the part of such a client around
-its connections: resolve the server once, run them, say what they came to.
+its connections: resolve the server and choose its address once, run them,
+say what they came to.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from nodes.cli import failure, raise_fd_limit
-from nodes.endpoints import Endpoint, format_sockaddr, resolve
+from nodes.endpoints import Attempts, Endpoint, format_sockaddr, resolve, try_each
 from nodes.outcomes import Outcome
 
 
@@ -67,23 +68,55 @@ class Tally:
         }
 
 
-def client_result(to: Endpoint, tally: Tally, run: Callable[[int, tuple], object], **keys: Any) -> dict[str, Any]:
+def client_result(
+    to: Endpoint, tally: Tally, run: Callable[[int, tuple], object], *, timeout: float, **keys: Any
+) -> dict[str, Any]:
     """The JSON result of a client whose ``run(family, sockaddr)`` counts its connections to ``to`` in ``tally``.
 
     The name is resolved once, not once per connection: a getaddrinfo for
-    each of 10,000 connections would cost more than they do. If it does not
-    resolve, every connection failed that way. The result is the verdict
-    (outcome, errno, detail), then target and peer, ``keys``, and the counts.
+    each of 10,000 connections would cost more than they do; and the
+    address is chosen once (``choose_address``), so that 10,000 connections
+    do not each try an address that refuses. If no address will do, every
+    connection failed that way. The result is the verdict (outcome, errno,
+    detail), then target, peer (the address used) and the ``attempts`` made
+    to choose it, ``keys``, and the counts.
     """
     raise_fd_limit()  # each connection is a descriptor
     started = time.perf_counter()
     peer = None
+    attempts: Attempts = []
     try:
-        family, sockaddr = resolve(to, socket.SOCK_STREAM)[0]
+        family, sockaddr = choose_address(to, timeout, attempts)
     except OSError as exc:
         tally.raised(exc, count=tally.connections)
     else:
         peer = format_sockaddr(sockaddr)
         run(family, sockaddr)
     seconds_taken = time.perf_counter() - started
-    return tally.verdict() | {"target": str(to), "peer": peer} | keys | tally.summary(seconds_taken)
+    return (tally.verdict() | {"target": str(to), "peer": peer, "attempts": attempts} | keys
+            | tally.summary(seconds_taken))
+
+
+def choose_address(to: Endpoint, timeout: float, attempts: Attempts) -> tuple[int, tuple]:
+    """The address every connection goes to: the only one ``to`` resolves to, or the first of several that accepts.
+
+    With several (a name with an IPv6 and an IPv4 address, say), each is
+    tried in turn with a connection of its own, which is closed as soon as
+    it is established (the server sees a client that says nothing), and
+    each try is noted in ``attempts``; that connection is not one of the
+    connections counted. With one address (an IP address, as a scenario
+    writes it) there is nothing to choose and no such connection is made:
+    ``attempts`` stays empty, and the connections themselves say how that
+    address answers.
+    """
+    addresses = resolve(to, socket.SOCK_STREAM)
+    if len(addresses) == 1:
+        return addresses[0]
+
+    def accepts(family: int, sockaddr: tuple) -> tuple[int, tuple]:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(sockaddr)
+        return family, sockaddr
+
+    return try_each(addresses, accepts, attempts)

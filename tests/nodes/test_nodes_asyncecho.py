@@ -13,7 +13,7 @@ import pytest
 from nodetest import Lab, Server, call_client, open_fds, rss_kib, wait_until
 
 KEYS = {"outcome", "errno", "detail", "target", "peer", "connections", "concurrency", "opened", "completed",
-        "failed", "peak_open", "bytes_sent", "bytes_received", "errors", "elapsed_ms"}
+        "failed", "peak_open", "bytes_sent", "bytes_received", "errors", "elapsed_ms", "attempts"}
 
 
 @pytest.fixture(scope="module")

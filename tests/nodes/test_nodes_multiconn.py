@@ -19,7 +19,7 @@ from nodetest import (
 )
 
 KEYS = {"outcome", "errno", "detail", "target", "peer", "connections", "messages", "opened", "completed", "failed",
-        "peak_open", "bytes_sent", "bytes_received", "errors", "elapsed_ms"}
+        "peak_open", "bytes_sent", "bytes_received", "errors", "elapsed_ms", "attempts"}
 
 
 @pytest.fixture(scope="module")
