@@ -39,6 +39,11 @@ Client result (one JSON object on stdout), keys:
   errno, detail   errno name and words of a failure, or null
   proto           "tcp" or "udp"
   target, peer, local   the server as given, and the socket's addresses
+  attempts        each address the name resolved to that was tried, in
+                  getaddrinfo's order, until one answered: [{"peer",
+                  "outcome", "errno", "detail", "elapsed_ms"}, ...]. TCP tries
+                  the next address when connect() fails; UDP when no answer
+                  at all comes from one within --timeout
   messages        messages written (each with its own send calls)
   bytes_sent      payload bytes sent (TCP: without the 8-byte total)
   send_calls      send()/sendto() calls made for the payload
@@ -63,7 +68,7 @@ import time
 from typing import Any
 
 from nodes import cli
-from nodes.endpoints import format_sockaddr, resolve
+from nodes.endpoints import format_sockaddr, resolve, try_each
 from nodes.outcomes import Outcome
 
 TOTAL = struct.Struct(">Q")
@@ -183,7 +188,7 @@ def send_all(sock: socket.socket, data: bytes, result: dict[str, Any]) -> None:
 
 def stream(args: argparse.Namespace, result: dict[str, Any]) -> None:
     messages = payload(args)
-    with cli.connect(args.to, args.timeout) as sock:
+    with cli.connect(args.to, args.timeout, attempts=result["attempts"]) as sock:  # each address in turn
         result.update(cli.addresses(sock))
         sock.sendall(TOTAL.pack(sum(map(len, messages))))
         if args.nonblocking:  # one send call for everything: it takes what fits in the buffer
@@ -214,25 +219,45 @@ def stream(args: argparse.Namespace, result: dict[str, Any]) -> None:
 
 
 def datagrams(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    """Send each message as a datagram and collect the server's answers, one per datagram.
+
+    UDP has no handshake to fail, so an address the name resolves to fails
+    when not one answer comes back from it in ``--timeout`` (this socket is
+    unconnected: an ICMP port unreachable is not reported to it); then the
+    same messages go to the next address. Once an answer came, what follows
+    (a timeout while waiting for the others, say) is that address's result.
+    """
     messages = payload(args)
-    family, sockaddr = resolve(args.to, socket.SOCK_DGRAM)[0]
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(args.timeout)
-        for message in messages:
-            taken = sock.sendto(message, sockaddr)
-            result["first_send"] = taken if result["first_send"] is None else result["first_send"]
-            result["send_calls"] += 1
-            result["bytes_sent"] += taken
-        result["messages"] = len(messages)
-        result["local"] = format_sockaddr(sock.getsockname())
-        sizes: list[int] = []
-        truncated = 0
-        while len(sizes) < len(messages):
-            reply, source = sock.recvfrom(MAX_DATAGRAM)
-            result["peer"] = format_sockaddr(source)
-            answer = json.loads(reply)
-            sizes.append(answer["size"])
-            truncated += bool(answer["truncated"])
+
+    def exchange(family: int, sockaddr: tuple) -> tuple[list[int], int, OSError | None]:
+        result.update(first_send=None, send_calls=0, bytes_sent=0, peer=None)  # this address's counts only
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(args.timeout)
+            for message in messages:
+                taken = sock.sendto(message, sockaddr)
+                result["first_send"] = taken if result["first_send"] is None else result["first_send"]
+                result["send_calls"] += 1
+                result["bytes_sent"] += taken
+            result["messages"] = len(messages)
+            result["local"] = format_sockaddr(sock.getsockname())
+            sizes: list[int] = []
+            truncated = 0
+            try:
+                while len(sizes) < len(messages):
+                    reply, source = sock.recvfrom(MAX_DATAGRAM)
+                    result["peer"] = format_sockaddr(source)
+                    answer = json.loads(reply)
+                    sizes.append(answer["size"])
+                    truncated += bool(answer["truncated"])
+            except OSError as exc:
+                if not sizes:
+                    raise  # nothing came back from this address: try the next
+                return sizes, truncated, exc
+        return sizes, truncated, None
+
+    sizes, truncated, late = try_each(resolve(args.to, socket.SOCK_DGRAM), exchange, result["attempts"])
+    if late is not None:  # the server answered some datagrams, then no more
+        raise late
     result.update(receives=len(sizes), recv_sizes=sizes[:SHOWN_SIZES], bytes_received=sum(sizes),
                   truncated=truncated, outcome=Outcome.OK.value)
 
@@ -250,6 +275,7 @@ def client(args: argparse.Namespace) -> dict[str, Any]:
         "outcome": Outcome.ERROR.value, "errno": None, "detail": None, "proto": args.proto,
         "target": str(args.to), "peer": None, "local": None, "messages": 0, "bytes_sent": 0, "send_calls": 0,
         "first_send": None, "receives": None, "recv_sizes": None, "bytes_received": None, "truncated": None,
+        "attempts": [],
     }
     try:
         (stream if args.proto == "tcp" else datagrams)(args, result)

@@ -28,6 +28,11 @@ Client result (one JSON object on stdout), the same keys for both:
   errno, detail        errno name and words of a failure, or null
   proto                "tcp" or "udp"
   target, peer, local  the server as given, and the connection's addresses
+  attempts             each address the name resolved to that was tried, in
+                       getaddrinfo's order, until one worked: [{"peer",
+                       "outcome", "errno", "detail", "elapsed_ms"}, ...].
+                       TCP tries the next address when connect() fails; UDP
+                       when no tally comes back from one (refused, timeout)
   bytes_sent           payload bytes sent (UDP: whole datagrams)
   bytes_received       bytes the server says it received
   elapsed_ms           first byte sent to the server's answer (on failure:
@@ -50,7 +55,7 @@ from collections import OrderedDict
 from typing import Any
 
 from nodes import cli
-from nodes.endpoints import format_sockaddr, resolve
+from nodes.endpoints import format_sockaddr, resolve, try_each
 from nodes.outcomes import Outcome
 
 LENGTH = struct.Struct(">Q")
@@ -181,7 +186,7 @@ def send_tcp(args: argparse.Namespace, result: dict[str, Any]) -> None:
     """
     block = os.urandom(min(BLOCK, args.bytes))
     ours = stream_digest(block, args.bytes)
-    with cli.connect(args.to, args.timeout) as sock:
+    with cli.connect(args.to, args.timeout, attempts=result["attempts"]) as sock:  # each address in turn
         result.update(cli.addresses(sock))
         started = time.perf_counter()
         sock.sendall(LENGTH.pack(args.bytes))
@@ -205,32 +210,42 @@ def send_tcp(args: argparse.Namespace, result: dict[str, Any]) -> None:
 
 
 def send_udp(args: argparse.Namespace, result: dict[str, Any]) -> None:
-    family, sockaddr = resolve(args.to, socket.SOCK_DGRAM)[0]
-    session = os.urandom(8)
+    """Send the datagrams, then ask for the server's tally of them; to each address the name resolves to in turn.
+
+    UDP has no handshake to fail, so an address fails when its tally never
+    comes: refused (the socket is connected, so an ICMP port unreachable
+    ends the run at once) or a timeout. Then the whole run is made again
+    to the next address, and the counts are those of the last run.
+    """
     filler = os.urandom(args.size - DATAGRAM_HEAD.size)
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        sock.connect(sockaddr)  # connected, so that "nobody listens" shows as refused
-        result.update(cli.addresses(sock))
-        started = time.perf_counter()
-        for seq in range(args.count):
-            result["bytes_sent"] += sock.send(DATAGRAM_HEAD.pack(DATA, session, seq) + filler)
-            result["datagrams_sent"] += 1
-            if args.interval:
-                time.sleep(args.interval)
-        end = END_DATAGRAM.pack(END, session, args.count)
-        deadline = time.monotonic() + args.timeout
-        while True:  # the end datagram or its answer may be lost too: ask again until the time is up
-            sock.send(end)
-            sock.settimeout(max(0.001, min(args.timeout / 5, deadline - time.monotonic())))
-            try:
-                reply = sock.recv(TALLY_DATAGRAM.size + 1)
-            except TimeoutError:
-                if time.monotonic() >= deadline:
-                    raise
-                continue
-            if len(reply) == TALLY_DATAGRAM.size and reply[:4] == TALLY and reply[4:12] == session:
-                break
-        seconds_taken = time.perf_counter() - started
+
+    def transfer(family: int, sockaddr: tuple) -> tuple[bytes, float]:
+        result.update(bytes_sent=0, datagrams_sent=0)  # this address's counts only
+        session = os.urandom(8)  # a session per address: one server may hear two of them, and count each apart
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.connect(sockaddr)  # connected, so that "nobody listens" shows as refused
+            result.update(cli.addresses(sock))
+            started = time.perf_counter()
+            for seq in range(args.count):
+                result["bytes_sent"] += sock.send(DATAGRAM_HEAD.pack(DATA, session, seq) + filler)
+                result["datagrams_sent"] += 1
+                if args.interval:
+                    time.sleep(args.interval)
+            end = END_DATAGRAM.pack(END, session, args.count)
+            deadline = time.monotonic() + args.timeout
+            while True:  # the end datagram or its answer may be lost too: ask again until the time is up
+                sock.send(end)
+                sock.settimeout(max(0.001, min(args.timeout / 5, deadline - time.monotonic())))
+                try:
+                    reply = sock.recv(TALLY_DATAGRAM.size + 1)
+                except TimeoutError:
+                    if time.monotonic() >= deadline:
+                        raise
+                    continue
+                if len(reply) == TALLY_DATAGRAM.size and reply[:4] == TALLY and reply[4:12] == session:
+                    return reply, time.perf_counter() - started
+
+    reply, seconds_taken = try_each(resolve(args.to, socket.SOCK_DGRAM), transfer, result["attempts"])
     _, _, received, size = TALLY_DATAGRAM.unpack(reply)
     lost = args.count - received
     result.update(outcome=Outcome.OK.value, bytes_received=size, datagrams_received=received,
@@ -253,7 +268,7 @@ def client(args: argparse.Namespace) -> dict[str, Any]:
         "target": str(args.to), "peer": None, "local": None, "bytes_sent": 0, "bytes_received": 0,
         "elapsed_ms": None, "throughput_mbps": None,
         "sha256_sent": None, "sha256_received": None, "hash_match": None,
-        "datagrams_sent": None, "datagrams_received": None, "lost": None, "loss": None,
+        "datagrams_sent": None, "datagrams_received": None, "lost": None, "loss": None, "attempts": [],
     }
     if args.proto == "udp":
         result["datagrams_sent"] = 0

@@ -15,6 +15,15 @@ out. With ``--connected`` it calls ``connect`` first (no packet is sent: it
 only fixes the peer), and then that ICMP error surfaces as ECONNREFUSED,
 outcome ``refused``.
 
+A name may resolve to several addresses (IPv6 first, often), and a server
+may listen on only some of them. The client tries each, in order, as a TCP
+client does; but UDP has no handshake that can fail, so an address fails
+when no echo at all comes back from it: at once with ``--connected`` (the
+ICMP port unreachable surfaces as ECONNREFUSED), only after ``--timeout``
+without it. The same datagrams then go to the next address; the counts are
+those of the last address tried, and ``attempts`` lists each one. An
+address that echoed anything is the one, however lossy.
+
 With ``--count N`` the client sends N numbered datagrams, ``--interval``
 seconds apart, and counts what the network did to them: lost, duplicated,
 reordered (arrived after a later one), corrupted.
@@ -29,6 +38,10 @@ Client result (one JSON object on stdout), the same keys in both modes:
   connected       whether the socket was connected
   target, peer    the server as given; the address replies came from
   local           the client's address
+  attempts        each address the name resolved to that was tried, in
+                  getaddrinfo's order, until one echoed: [{"peer", "outcome",
+                  "errno", "detail", "elapsed_ms"}, ...]; an address that
+                  echoed nothing is refused (--connected) or timeout (above)
   sent, received  datagrams sent, and distinct datagrams echoed back
   lost, duplicated, reordered, corrupted   datagram counts
   loss            lost / sent (0.0 to 1.0)
@@ -50,7 +63,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nodes import cli
-from nodes.endpoints import format_sockaddr, resolve
+from nodes.endpoints import format_sockaddr, resolve, try_each
 from nodes.outcomes import Outcome
 
 MAX_DATAGRAM = 65535
@@ -237,23 +250,37 @@ def client(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {
         "outcome": Outcome.ERROR.value, "errno": None, "detail": None,
         "mode": "count" if args.count else "single", "connected": args.connected,
-        "target": str(args.to), "peer": None, "local": None,
+        "target": str(args.to), "peer": None, "local": None, "attempts": [],
     }
-    counts, reply = Counts(), None
+    counts: Counts | None = None
+    reply: str | None = None
+
+    def exchange(family: int, sockaddr: tuple) -> None:
+        nonlocal counts, reply
+        counts, reply = Counts(), None
+        result.update(peer=None, local=None)
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as sock:
+                echoes = Echoes(sock, sockaddr, args.connected)
+                if args.count:
+                    counted(echoes, args.count, args.size, args.interval, args.timeout, counts)
+                else:
+                    reply = single(echoes, args.send.encode(), args.timeout, counts)
+                result["peer"] = echoes.peer
+                result["local"] = format_sockaddr(sock.getsockname())
+        except OSError as exc:  # socket() or connect() refused this address
+            counts.error = exc
+        if not (counts.received or counts.corrupted):  # nothing came back from this address: try the next
+            raise counts.error or TimeoutError(f"no echo within {args.timeout:g} s")
+
     try:
-        family, sockaddr = resolve(args.to, socket.SOCK_DGRAM)[0]
-        with socket.socket(family, socket.SOCK_DGRAM) as sock:
-            echoes = Echoes(sock, sockaddr, args.connected)
-            if args.count:
-                counted(echoes, args.count, args.size, args.interval, args.timeout, counts)
-            else:
-                reply = single(echoes, args.send.encode(), args.timeout, counts)
-            result["peer"] = echoes.peer
-            result["local"] = format_sockaddr(sock.getsockname())
+        try_each(resolve(args.to, socket.SOCK_DGRAM), exchange, result["attempts"])
+    except OSError as exc:  # the name did not resolve, or no address echoed: said below, from the last one's counts
+        if counts is None:
+            result |= cli.failure(exc)
+    if counts is not None:
         result |= verdict(counts, args.timeout)
-    except OSError as exc:  # the name did not resolve, or connect() refused the address
-        result |= cli.failure(exc)
-    return result | counts.fields() | {"reply": reply}
+    return result | (counts or Counts()).fields() | {"reply": reply}
 
 
 def parser() -> argparse.ArgumentParser:

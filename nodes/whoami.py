@@ -30,14 +30,21 @@ Client result (one JSON object on stdout), keys:
   target          the server as given with --to
   peer, local     the client's own view: the server's and its own address
                   (HOST:PORT); with --proto both, of the TCP connection
+  attempts        each address the name resolved to that was tried, in
+                  getaddrinfo's order, until one answered (with --proto both,
+                  TCP's): [{"peer", "outcome", "errno", "detail",
+                  "elapsed_ms"}, ...]. TCP tries the next address when
+                  connect() fails; UDP when no answer comes: refused at once
+                  (connected), or after --timeout (unconnected)
   seen_as         the client's address as the server saw it (host only)
   seen_port       the client's port as the server saw it
   server_local    the server's address the client reached, as the server
                   saw it (host only)
   server_family   "ipv4" or "ipv6": the family of the server's socket
   tcp, udp        with --proto both: the outcome of each attempt, else null
-  udp_seen_as, udp_server_local   with --proto both: seen_as and
-                  server_local of the UDP answer, else null
+  udp_seen_as, udp_server_local, udp_attempts   with --proto both:
+                  seen_as, server_local and attempts of the UDP question,
+                  else null
   elapsed_ms      from the first send (or connect) to the (last) answer
 """
 
@@ -55,13 +62,14 @@ import time
 from typing import Any
 
 from nodes import cli
-from nodes.endpoints import Endpoint, format_sockaddr, resolve
+from nodes.endpoints import Endpoint, format_sockaddr, resolve, try_each
 from nodes.listen import BindError, describe, open_listener
 from nodes.outcomes import Outcome
 
 MAX_DATAGRAM = 65535
-KEYS = ("outcome", "errno", "detail", "proto", "target", "peer", "local", "seen_as", "seen_port", "server_local",
-        "server_family", "tcp", "udp", "udp_seen_as", "udp_server_local")  # the result's, in order (elapsed_ms last)
+KEYS = ("outcome", "errno", "detail", "proto", "target", "peer", "local", "attempts", "seen_as", "seen_port",
+        "server_local", "server_family", "tcp", "udp", "udp_seen_as", "udp_server_local",
+        "udp_attempts")  # the result's, in order (elapsed_ms last)
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8 if sys.platform.startswith("linux") else None)  # absent in 3.11
 
 
@@ -189,7 +197,7 @@ def serve(args: argparse.Namespace, log: logging.Logger) -> None:
 
 
 def ask_tcp(args: argparse.Namespace, result: dict[str, Any]) -> bytes:
-    with cli.connect(args.to, args.timeout) as sock:
+    with cli.connect(args.to, args.timeout, attempts=result["attempts"]) as sock:  # each address in turn
         result.update(cli.addresses(sock))
         reply = b""
         while chunk := sock.recv(4096):
@@ -198,25 +206,35 @@ def ask_tcp(args: argparse.Namespace, result: dict[str, Any]) -> bytes:
 
 
 def ask_udp(args: argparse.Namespace, result: dict[str, Any]) -> bytes:
-    family, sockaddr = resolve(args.to, socket.SOCK_DGRAM)[0]
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(args.timeout)
-        if args.connected or args.proto == "both":  # only a connected socket hears of ICMP errors (refused)
-            sock.connect(sockaddr)
-            sock.send(b"who am I?")
-        else:
-            sock.sendto(b"who am I?", sockaddr)
-        result["local"] = format_sockaddr(sock.getsockname())
-        reply, source = sock.recvfrom(MAX_DATAGRAM)
-        result["peer"] = format_sockaddr(source)
-        return reply
+    """Ask over UDP: each address the name resolves to in turn, until one answers.
+
+    UDP has no handshake to fail, so an address fails when no answer comes
+    from it: a connected socket hears ECONNREFUSED (the ICMP port
+    unreachable) on its recv, at once; an unconnected one hears nothing and
+    waits ``--timeout``; either way, the next address is asked.
+    """
+
+    def question(family: int, sockaddr: tuple) -> bytes:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(args.timeout)
+            if args.connected or args.proto == "both":  # only a connected socket hears of ICMP errors (refused)
+                sock.connect(sockaddr)
+                sock.send(b"who am I?")
+            else:
+                sock.sendto(b"who am I?", sockaddr)
+            result["local"] = format_sockaddr(sock.getsockname())
+            reply, source = sock.recvfrom(MAX_DATAGRAM)
+            result["peer"] = format_sockaddr(source)
+            return reply
+
+    return try_each(resolve(args.to, socket.SOCK_DGRAM), question, result["attempts"])
 
 
 def ask(proto: str, args: argparse.Namespace) -> dict[str, Any]:
     """One question over one transport: what the client saw, and what the server says it saw."""
     result: dict[str, Any] = {
         "outcome": Outcome.ERROR.value, "errno": None, "detail": None, "peer": None, "local": None,
-        "seen_as": None, "seen_port": None, "server_local": None, "server_family": None,
+        "seen_as": None, "seen_port": None, "server_local": None, "server_family": None, "attempts": [],
     }
     try:
         reply = (ask_tcp if proto == "tcp" else ask_udp)(args, result)
@@ -241,11 +259,12 @@ def client(args: argparse.Namespace) -> dict[str, Any]:
     if args.proto == "both":  # TCP's result, with UDP's beside it; the outcome is ok only if both are
         tcp, udp = ask("tcp", args), ask("udp", args)
         result |= tcp | {"tcp": tcp["outcome"], "udp": udp["outcome"], "udp_seen_as": udp["seen_as"],
-                         "udp_server_local": udp["server_local"]}
+                         "udp_server_local": udp["server_local"], "udp_attempts": udp["attempts"]}
         if tcp["outcome"] == Outcome.OK.value and udp["outcome"] != Outcome.OK.value:
             result.update(outcome=udp["outcome"], errno=udp["errno"], detail=f"UDP: {udp['detail']}")
     else:
-        result |= ask(args.proto, args) | {"tcp": None, "udp": None, "udp_seen_as": None, "udp_server_local": None}
+        result |= ask(args.proto, args) | {"tcp": None, "udp": None, "udp_seen_as": None, "udp_server_local": None,
+                                           "udp_attempts": None}
     return {key: result[key] for key in KEYS}
 
 

@@ -10,7 +10,8 @@ import pytest
 from nodetest import Lab, Server, call_client
 
 KEYS = {"outcome", "errno", "detail", "proto", "target", "peer", "local", "messages", "bytes_sent", "send_calls",
-        "first_send", "receives", "recv_sizes", "bytes_received", "truncated", "elapsed_ms"}
+        "first_send", "receives", "recv_sizes", "bytes_received", "truncated", "elapsed_ms",
+        "attempts"}
 
 
 @pytest.fixture(scope="module")

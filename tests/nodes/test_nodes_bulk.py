@@ -14,7 +14,7 @@ from nodetest import REPO, Lab, Server, call_client, node_command
 
 KEYS = {"outcome", "errno", "detail", "proto", "target", "peer", "local", "bytes_sent", "bytes_received", "elapsed_ms",
         "throughput_mbps", "sha256_sent", "sha256_received", "hash_match", "datagrams_sent", "datagrams_received",
-        "lost", "loss"}
+        "lost", "loss", "attempts"}
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from nodetest import Lab, Server, call_client
 
 KEYS = {"outcome", "errno", "detail", "mode", "connected", "target", "peer", "local", "sent", "received", "lost",
         "duplicated", "reordered", "corrupted", "loss", "bytes_sent", "bytes_received", "rtt_ms_min", "rtt_ms_avg",
-        "rtt_ms_max", "reply", "elapsed_ms"}
+        "rtt_ms_max", "reply", "elapsed_ms", "attempts"}
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ import pytest
 from nodetest import Lab, Server, call_client
 
 KEYS = {"outcome", "errno", "detail", "proto", "target", "peer", "local", "seen_as", "seen_port", "server_local",
-        "server_family", "tcp", "udp", "udp_seen_as", "udp_server_local", "elapsed_ms"}
+        "server_family", "tcp", "udp", "udp_seen_as", "udp_server_local", "elapsed_ms",
+        "attempts", "udp_attempts"}
 
 
 @pytest.fixture(scope="module")
