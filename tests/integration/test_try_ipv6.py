@@ -35,3 +35,27 @@ def test_ipv6_only_row_listener_is_v6only_and_answers_ipv6_only(try_text: TrySes
     refused = try_text("invoke exec server -- python3 -m nodes.whoami client --to 127.0.0.1:65432")
     assert refused.exit == 0, refused
     assert refused.json()["outcome"] == "refused", refused
+
+
+@pytest.mark.tries(
+    "bind-order",
+    "invoke up bind-order",
+    "invoke exec server -- ss -ltne",
+    "invoke exec server -- python3 -m nodes.probe --bind 0.0.0.0:65432",
+    "invoke exec server -- python3 -m nodes.probe --bind 0.0.0.0:65433",
+)
+def test_bind_order_listeners_and_binds(try_text: TrySession) -> None:
+    up = try_text("invoke up bind-order")
+    assert up.exit == 0, up
+    ss = try_text("invoke exec server -- ss -ltne")
+    assert ss.exit == 0, ss
+    (dual,) = listening(ss, 65432)
+    assert dual.split()[3] == "*:65432" and "v6only:0" in dual, ss
+    (v6only,) = listening(ss, 65433)
+    assert v6only.split()[3] == "[::]:65433" and "v6only:1" in v6only, ss
+    shared = sorted(line.split()[3] for line in listening(ss, 65434))
+    assert shared == ["0.0.0.0:65434", "[::]:65434"], ss
+    in_use = try_text("invoke exec server -- python3 -m nodes.probe --bind 0.0.0.0:65432")
+    assert in_use.exit == 0 and in_use.json()["outcome"] == "addr-in-use", in_use
+    free = try_text("invoke exec server -- python3 -m nodes.probe --bind 0.0.0.0:65433")
+    assert free.exit == 0 and free.json()["outcome"] == "ok", free
