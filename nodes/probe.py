@@ -4,6 +4,9 @@ The probe is how the lab observes: it connects (TCP), sends a datagram (UDP)
 or only binds, and maps whatever the socket API returned or raised to a word
 of the outcome vocabulary (``nodes.outcomes``), with the evidence beside it:
 errno name, elapsed time, local and peer address, bytes sent and received.
+An exchange that fails half way (a timeout, a reset) keeps what crossed
+before the failure: the bytes ``send`` took, the bytes received, and the
+reply so far (its first 200 bytes, as for a whole reply).
 
     python -m nodes.probe --proto tcp --to 198.18.0.2:65432 --send "Hello, world"
     python -m nodes.probe --proto udp --to [fd50:c1ab:0:1::2]:65432 --connected
@@ -96,14 +99,19 @@ def payload(args: argparse.Namespace) -> bytes | None:
 
 def judge(sent: bytes, reply: bytes, complete: bool, attempt: Attempt) -> None:
     """Name what an answer amounts to: the same bytes, other bytes, or too few."""
-    attempt.received = len(reply)
-    attempt.reply = reply[:200].decode("utf-8", "replace")
+    note_reply(reply, attempt)
     if reply == sent:
         attempt.outcome = Outcome.ECHOED
     elif not complete:
         attempt.outcome = Outcome.CLOSED
     else:
         attempt.outcome = Outcome.MISMATCH
+
+
+def note_reply(reply: bytes, attempt: Attempt) -> None:
+    """Keep what came back, whole or in part: its size, and its first 200 bytes as text."""
+    attempt.received = len(reply)
+    attempt.reply = reply[:200].decode("utf-8", "replace")
 
 
 def exchange(sock: socket.socket, data: bytes, deadline: Deadline, attempt: Attempt, read_delay: float = 0.0) -> None:
@@ -114,12 +122,23 @@ def exchange(sock: socket.socket, data: bytes, deadline: Deadline, attempt: Atte
     sending the echo nobody reads, the client blocks sending what the server
     no longer reads), so the sending happens on a thread of its own. With
     ``read_delay`` the reader pauses before each recv: a slow reader.
+
+    The sender is ``sendall`` written out, so that it knows how many bytes
+    ``send`` has taken so far; and what was read is kept as it comes. So an
+    exchange that fails half way (a timeout, a reset) still says what
+    crossed before: the bytes sent and received, and the reply so far.
     """
     failed: list[OSError] = []
+    taken = 0  # bytes send() has taken so far
 
     def send() -> None:
+        nonlocal taken
+        view = memoryview(data)
         try:
-            sock.sendall(data)
+            while view:
+                count = sock.send(view)
+                taken += count
+                view = view[count:]
         except OSError as exc:
             failed.append(exc)
 
@@ -136,11 +155,17 @@ def exchange(sock: socket.socket, data: bytes, deadline: Deadline, attempt: Atte
             if not chunk:
                 break
             reply += chunk
+    except OSError:
+        if reply:  # what came back before the failure
+            note_reply(bytes(reply), attempt)
+        raise
     finally:
         sender.join(max(0.0, deadline.end - time.monotonic()))
+        attempt.sent = taken
     if failed and len(reply) < len(data):
+        if reply:
+            note_reply(bytes(reply), attempt)
         raise failed[0]
-    attempt.sent = len(data) if not failed and not sender.is_alive() else 0
     judge(data, bytes(reply), len(reply) >= len(data), attempt)
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -94,6 +96,87 @@ def test_a_silent_server_is_a_timeout(tcp_server) -> None:
     seen = probe("--to", f"127.0.0.1:{tcp_server(lambda conn: done.wait(5))}", "--send", "hi", "--timeout", "0.3")
     done.set()
     assert seen["outcome"] == "timeout" and seen["elapsed_ms"] >= 250
+
+
+def half_echo(then: Callable[[socket.socket], None]) -> Callable[[socket.socket], None]:
+    """A server that reads "Hello, world", echoes "Hello" only, waits for it to arrive, then does ``then``."""
+
+    def handle(conn: socket.socket) -> None:
+        data = b""
+        while len(data) < 12:
+            data += conn.recv(12 - len(data))
+        conn.sendall(data[:5])
+        time.sleep(0.2)
+        then(conn)
+
+    return handle
+
+
+def test_a_timeout_half_way_keeps_what_crossed_before_it(tcp_server) -> None:
+    done = threading.Event()
+    seen = probe("--to", f"127.0.0.1:{tcp_server(half_echo(lambda conn: done.wait(5)))}", "--send", "Hello, world",
+                 "--timeout", "1")
+    done.set()
+    assert (seen["outcome"], seen["errno"]) == ("timeout", None)
+    assert (seen["sent"], seen["received"], seen["reply"]) == (12, 5, "Hello")
+    assert seen["attempts"][-1]["received"] == 5
+
+
+def reset(conn: socket.socket) -> None:
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close() sends a RST
+
+
+def test_a_reset_half_way_keeps_what_crossed_before_it(tcp_server) -> None:
+    seen = probe("--to", f"127.0.0.1:{tcp_server(half_echo(reset))}", "--send", "Hello, world")
+    assert (seen["outcome"], seen["errno"]) == ("reset", "ECONNRESET")
+    assert (seen["sent"], seen["received"], seen["reply"]) == (12, 5, "Hello")
+
+
+def test_a_partial_reply_is_cut_as_a_whole_one_is(tcp_server) -> None:
+    """The reply field shows the first 200 bytes, of a partial reply as of a whole one."""
+
+    def echo_then_reset(conn: socket.socket) -> None:
+        data = b""
+        while len(data) < 1000:
+            data += conn.recv(1000 - len(data))
+        conn.sendall(data[:300])
+        time.sleep(0.2)
+        reset(conn)
+
+    seen = probe("--to", f"127.0.0.1:{tcp_server(echo_then_reset)}", "--size", "1000")
+    assert (seen["outcome"], seen["sent"], seen["received"]) == ("reset", 1000, 300)
+    assert seen["reply"] == ("0123456789abcdef" * 13)[:200]
+
+
+def test_sent_counts_what_send_took_when_the_server_stops_reading(tcp_server) -> None:
+    """Not all or nothing: the bytes the kernel took before the server stopped reading and the time ran out."""
+    size = 32 << 20  # more than both sides' socket buffers hold
+    done = threading.Event()
+
+    def read_a_little(conn: socket.socket) -> None:
+        data = b""
+        while len(data) < 1000:
+            data += conn.recv(1000 - len(data))
+        conn.sendall(data)
+        done.wait(5)
+
+    seen = probe("--to", f"127.0.0.1:{tcp_server(read_a_little)}", "--size", str(size), "--timeout", "1")
+    done.set()
+    assert seen["outcome"] == "timeout" and seen["received"] == 1000
+    assert 1000 < seen["sent"] < size, seen["sent"]
+
+
+def test_udp_says_what_it_sent_when_nothing_comes_back() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))  # bound, so no ICMP port unreachable: the datagram is just never answered
+        seen = probe("--proto", "udp", "--to", f"127.0.0.1:{silent.getsockname()[1]}", "--send", "hello",
+                     "--timeout", "0.3")
+    assert (seen["outcome"], seen["sent"], seen["received"], seen["reply"]) == ("timeout", 5, 0, None)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    refused = probe("--proto", "udp", "--to", f"127.0.0.1:{port}", "--connected", "--send", "hello")
+    assert (refused["outcome"], refused["sent"], refused["received"]) == ("refused", 5, 0)
 
 
 def test_a_closed_port_is_refused() -> None:
