@@ -188,3 +188,8 @@ def test_a_closed_port_is_refused(lab: Lab, free_port: int) -> None:
 @pytest.mark.parametrize("args", [(), ("--case", "whole"), ("--case", "not-json", "--pause", "-1")])
 def test_bad_arguments_exit_2(lab: Lab, args: tuple[str, ...]) -> None:
     assert lab.run("appsplit", "--to", "127.0.0.1:9", *args).returncode == 2
+
+
+def test_a_name_that_does_not_resolve_is_reported(lab: Lab) -> None:
+    result = appsplit(lab, "--to", "no-such-host.invalid:65432", "--case", "not-json")
+    assert result["outcome"] == "unresolved" and result["errno"].startswith("EAI_") and result["local"] is None
