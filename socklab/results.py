@@ -96,6 +96,8 @@ class CheckResult:
     evidence: dict[str, Any] = field(default_factory=dict)  # the client's own JSON result
     detail: str = ""  # why the check failed, in a sentence, when it did
     unmet: list[str] = field(default_factory=list)  # claims about the evidence that did not hold
+    started_at: float = 0.0  # wall clock (seconds since the epoch) when the attempt's command was started; 0: not run
+    ended_at: float = 0.0  # and when it returned: with the client's endpoints, what finds its packets in a capture
 
     @property
     def passed(self) -> bool:

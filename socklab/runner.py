@@ -33,11 +33,15 @@ def make_check(lab: Lab, check: Check) -> list[CheckResult]:
     """Make the check's attempt from each of its hosts, side by side, and judge each."""
 
     def attempt(host: str) -> CheckResult:
+        started = time.time()  # the wall clock, as the hosts' captures stamp their packets (socklab.ladder)
         if isinstance(check.action, Probe):
             seen = lab.probe(host, check.action, user=check.user)
         else:
             seen = lab.run(host, check.action, user=check.user, limit=check.limit, cwd=check.cwd, env=check.env)
-        return verdicts.judge(check, host, seen, lambda text: lab.render(text, host))
+        ended = time.time()
+        judged = verdicts.judge(check, host, seen, lambda text: lab.render(text, host))
+        judged.started_at, judged.ended_at = started, ended
+        return judged
 
     return parallel_map(attempt, check.hosts)
 
