@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from socklab import ladder, packets
 from socklab.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from socklab.results import (
     Addresses,
@@ -115,6 +116,7 @@ class CheckView:
     result: CheckResult
     facts: tuple[Fact, ...]
     evidence: str  # the client's JSON, indented; "" without evidence
+    wire: Wire | None = None  # the packets its attempt put on the wire; None when the run had no captures
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,7 @@ def _tone(status: Status) -> str:
 
 def scenario_view(scenario: ScenarioResult, anchor: str) -> ScenarioView:
     """One scenario's section: verdict, topology, lesson, checks, services, notes."""
+    wires = wire_views(scenario)
     return ScenarioView(
         result=scenario,
         anchor=anchor,
@@ -234,7 +237,8 @@ def scenario_view(scenario: ScenarioResult, anchor: str) -> ScenarioView:
         figure=figure(scenario.hosts, scenario.name) if scenario.hosts else None,
         explains=paragraphs(scenario.explains),
         try_next=paragraphs(scenario.try_next),
-        checks=tuple(CheckView(check, facts(check.evidence), _evidence(check.evidence)) for check in scenario.checks),
+        checks=tuple(CheckView(check, facts(check.evidence), _evidence(check.evidence), wire)
+                     for check, wire in zip(scenario.checks, wires, strict=True)),
         services=tuple(_service(scenario.name, service) for service in scenario.services),
         captures=tuple(Capture(name, quote(f"captures/{scenario.name}/{name}.pcap")) for name in scenario.captures),
     )
@@ -431,3 +435,155 @@ def figure(hosts: Hosts, caption: str = "") -> Figure:
 def topology_svg(hosts: Hosts, caption: str = "") -> str:
     """The topology as an inline SVG element, styled by the page's CSS."""
     return TEMPLATES.get_template("topology.svg").render(figure=figure(hosts, caption))
+
+
+# -- packets on the wire: a ladder per check ------------------------------------
+#
+# With captures, each check shows the packets its attempt put on the wire
+# (socklab.ladder finds them): a vertical line per host, an arrow per packet
+# from its sender to its receiver, top to bottom in time, the time since the
+# first packet on the left. Each arrow has its label above it (flags and
+# length, the ICMP message) and a detail line below (ports and relative
+# sequence numbers, what an ICMP error quotes, a retransmission's delay).
+# As for the topology, every position is computed here from text lengths.
+
+LADDER_TIME = 78  # the time column, left of the first lane
+LADDER_HEAD = 46  # lane names and addresses above the first arrow
+LADDER_ROW = 44  # an arrow with a line of text above and one below
+LADDER_MIN_GAP = 170  # between two lanes
+LADDER_LOOP = 26  # how far a packet a host sends to itself loops out to the right
+LADDER_CHAR = 7.3  # 12 px monospace label
+DETAIL_CHAR = 6.7  # 11 px monospace detail
+LANE_CHAR = 8.0  # 13 px bold lane name
+KINDS = ("tcp", "rst", "udp", "icmp", "arp")
+
+
+@dataclass(frozen=True)
+class LaneSpot:
+    lane: ladder.Lane
+    x: float
+
+
+@dataclass(frozen=True)
+class Row:
+    """An arrow as drawn: from ``x1`` to ``x2`` at ``y`` (a loop to the right when they are equal)."""
+
+    arrow: ladder.Arrow
+    y: float
+    x1: float
+    x2: float
+    head: str  # the arrowhead's polygon points
+    text_x: float  # where its label and detail are anchored
+    anchor: str  # "middle" between two lanes, "start" beside a loop
+    detail: str  # the detail line: detail and note
+
+    @property
+    def loop(self) -> bool:
+        return self.x1 == self.x2
+
+    @property
+    def path(self) -> str:
+        """A loop out to the right and back, for a packet a host sends to itself."""
+        top, bottom = self.y - 7, self.y + 7
+        return f"M{_number(self.x1)} {_number(top)} h{LADDER_LOOP} v{_number(bottom - top)} h-{LADDER_LOOP - 2}"
+
+
+@dataclass(frozen=True)
+class LadderFigure:
+    drawing: ladder.Ladder
+    lanes: tuple[LaneSpot, ...]
+    rows: tuple[Row, ...]
+    width: int
+    height: int
+    bottom: float  # where the lanes end
+    more_y: float  # the "… and N more" line, when packets were left out
+    label: str  # the figure in words, for screen readers
+
+
+@dataclass(frozen=True)
+class Wire:
+    """What report.html says of a check's packets: a ladder, or why there is none."""
+
+    figure: LadderFigure | None
+    summary: str  # the details' summary line
+    message: str = ""  # when there is no figure: why
+
+
+def wire_views(scenario: ScenarioResult) -> list[Wire | None]:
+    """Every check's packets, when the run had captures; a capture that cannot be read says so on each check."""
+    if not scenario.captures:
+        return [None] * len(scenario.checks)
+    try:
+        captured = packets.read_all(scenario.captures)
+    except packets.CaptureError as exc:
+        return [Wire(None, "Packets on the wire: unreadable", f"The captures could not be read: {exc}")
+                for _ in scenario.checks]
+    drawn = ladder.ladders(scenario.checks, scenario.hosts, captured)
+    return [wire_view(check, found) for check, found in zip(scenario.checks, drawn, strict=True)]
+
+
+def wire_view(check: CheckResult, drawn: ladder.Ladder | None) -> Wire:
+    if drawn is None:
+        return Wire(None, "Packets on the wire: not known",
+                    "This check was not timed (it was not run), so its packets cannot be told from the others'.")
+    if not drawn.arrows:
+        return Wire(None, "Packets on the wire: none",
+                    "No packet of this attempt was captured on any interface: nothing was sent, "
+                    "or nothing left the host.")
+    count = f"{drawn.total} packet{'s' if drawn.total != 1 else ''}"
+    return Wire(ladder_figure(drawn, check.name), f"Packets on the wire ({count}): {drawn.summary}")
+
+
+def ladder_figure(drawn: ladder.Ladder, caption: str = "") -> LadderFigure:
+    """Where every lane, arrow and text goes, spaced so that the longest label fits between its lanes."""
+    lanes = drawn.lanes
+    widths = [max(len(lane.name) * LANE_CHAR, len(lane.note) * DETAIL_CHAR) for lane in lanes]
+    gap = float(LADDER_MIN_GAP)
+    for left, right in zip(widths, widths[1:], strict=False):
+        gap = max(gap, (left + right) / 2 + 24)
+    right_margin = widths[-1] / 2 + 16 if widths else 0.0
+    for arrow in drawn.arrows:
+        text = max(len(arrow.label) * LADDER_CHAR, len(_detail(arrow)) * DETAIL_CHAR)
+        span = abs(arrow.sender - arrow.receiver)
+        if span:
+            gap = max(gap, (text + 28) / span)
+        elif arrow.sender < len(lanes) - 1:
+            gap = max(gap, LADDER_LOOP + 10 + text + 12)
+        else:
+            right_margin = max(right_margin, LADDER_LOOP + 10 + text + 12)
+    first = LADDER_TIME + max(widths[0] / 2 if widths else 0.0, 40.0)
+    spots = tuple(LaneSpot(lane, first + gap * index) for index, lane in enumerate(lanes))
+    rows = []
+    for index, arrow in enumerate(drawn.arrows):
+        y = LADDER_HEAD + LADDER_ROW * index + LADDER_ROW / 2 + 4
+        x1, x2 = spots[arrow.sender].x, spots[arrow.receiver].x
+        if x1 == x2:
+            head = _arrowhead(x1 + 2, y + 7, -1)
+            rows.append(Row(arrow, y, x1, x2, head, x1 + LADDER_LOOP + 10, "start", _detail(arrow)))
+        else:
+            direction = 1 if x2 > x1 else -1
+            rows.append(Row(arrow, y, x1, x2, _arrowhead(x2, y, direction), (x1 + x2) / 2, "middle", _detail(arrow)))
+    bottom = LADDER_HEAD + LADDER_ROW * len(rows) + 8
+    more_y = bottom + 18
+    height = more_y + (8 if drawn.more else -10) + 8
+    width = (spots[-1].x if spots else first) + right_margin + 8
+    label = f"Packets of {caption}: " if caption else "Packets: "
+    label += "; ".join(f"{lanes[a.sender].name} to {lanes[a.receiver].name}: {a.text}" for a in drawn.arrows)
+    if drawn.more:
+        label += f"; and {drawn.more} more"
+    return LadderFigure(drawn, spots, tuple(rows), round(width), round(height), bottom, more_y, label)
+
+
+def _detail(arrow: ladder.Arrow) -> str:
+    return " · ".join(part for part in (arrow.detail, arrow.note) if part)
+
+
+def _arrowhead(x: float, y: float, direction: int) -> str:
+    """A small triangle pointing along ``direction`` (1: right, -1: left), its tip at (x, y)."""
+    back = x - 9 * direction
+    return f"{_number(x)},{_number(y)} {_number(back)},{_number(y - 4.5)} {_number(back)},{_number(y + 4.5)}"
+
+
+def ladder_svg(drawn: ladder.Ladder, caption: str = "") -> str:
+    """A ladder as an inline SVG element, styled by the page's CSS."""
+    return TEMPLATES.get_template("ladder.svg").render(figure=ladder_figure(drawn, caption))
