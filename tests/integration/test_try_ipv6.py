@@ -59,3 +59,40 @@ def test_bind_order_listeners_and_binds(try_text: TrySession) -> None:
     assert in_use.exit == 0 and in_use.json()["outcome"] == "addr-in-use", in_use
     free = try_text("invoke exec server -- python3 -m nodes.probe --bind 0.0.0.0:65433")
     assert free.exit == 0 and free.json()["outcome"] == "ok", free
+
+
+def addresses_of(said: Said) -> list[str]:
+    """The addresses a ``getent ahosts`` lists, in its order, each once."""
+    found: list[str] = []
+    for line in said.stdout.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[1] == "STREAM" and words[0] not in found:
+            found.append(words[0])
+    return found
+
+
+@pytest.mark.tries(
+    "hostname-binding",
+    "invoke up hostname-binding",
+    "invoke exec server -- getent ahosts server",
+    "invoke exec client -- getent ahosts server",
+    "invoke exec server -- ss -ltn",
+)
+def test_hostname_binding_lists_and_listeners(try_text: TrySession) -> None:
+    up = try_text("invoke up hostname-binding")
+    assert up.exit == 0, up
+    on_server = try_text("invoke exec server -- getent ahosts server")
+    assert on_server.exit == 0, on_server
+    ipv6, ipv4 = addresses_of(on_server)  # IPv6 first, then IPv4
+    assert ":" in ipv6 and re.fullmatch(r"198\.1[89]\.\d+\.\d+", ipv4), on_server
+    on_client = try_text("invoke exec client -- getent ahosts server")
+    assert on_client.exit == 0 and addresses_of(on_client) == [ipv6, ipv4], on_client
+    ss = try_text("invoke exec server -- ss -ltn")
+    assert ss.exit == 0, ss
+
+    def where(port: int) -> list[str]:
+        return sorted(line.split()[3] for line in listening(ss, port))
+
+    assert where(65432) == [f"[{ipv6}]:65432"], ss  # the echo: the list's first address only
+    assert where(65434) == sorted([f"{ipv4}:65434", f"[{ipv6}]:65434"]), ss  # asyncio: every address
+    assert where(65435) == [f"{ipv4}:65435"], ss  # create_server: one socket, AF_INET
