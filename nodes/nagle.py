@@ -159,6 +159,17 @@ def client(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def milliseconds(text: str) -> float:
+    """An argparse type: a positive, finite number of milliseconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of milliseconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive, finite number of milliseconds")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p, s, c = cli.subcommands("nagle", __doc__, serve, client)
     s.add_argument("--timeout", type=cli.seconds, default=30.0, metavar="S",
@@ -171,7 +182,7 @@ def parser() -> argparse.ArgumentParser:
                    help="set TCP_NODELAY: turn Nagle's algorithm off, so that small writes go at once")
     c.add_argument("--size", type=cli.positive_int, default=10, metavar="BYTES",
                    help="bytes of each request's body: a small segment (default: 10)")
-    c.add_argument("--stall-ms", type=cli.seconds, default=30.0, metavar="MS",
+    c.add_argument("--stall-ms", type=milliseconds, default=30.0, metavar="MS",
                    help="count a round at least this many milliseconds long as stalled; Linux delays an ACK "
                         "40 ms at least (default: 30)")
     return p

@@ -42,3 +42,9 @@ def test_a_server_that_is_not_nagles_is_a_mismatch_or_closed(lab: Lab) -> None:
 def test_a_bad_writes_count_is_a_usage_error(lab: Lab) -> None:
     done = lab.run("nagle", "client", "--to", "127.0.0.1:9", "--writes", "3")
     assert done.returncode == 2 and "--writes" in done.stderr
+
+
+@pytest.mark.parametrize("stall", ["0", "-5", "soon"])
+def test_a_bad_stall_threshold_is_a_usage_error(lab: Lab, stall: str) -> None:
+    done = lab.run("nagle", "client", "--to", "127.0.0.1:9", "--stall-ms", stall)
+    assert done.returncode == 2 and "milliseconds" in done.stderr
