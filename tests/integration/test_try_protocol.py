@@ -68,3 +68,39 @@ def test_app_framing_hostile_client_by_hand(try_text: TrySession) -> None:
     assert pcaps, captured
     sizes = list(tcp_payload_sizes(pcaps[0], 65432))
     assert sizes.count(1) >= 50, sizes  # the byte-at-a-time header: a segment per byte
+
+
+def send_q(ss_output: str) -> dict[str, int]:
+    """``ss -ltn``'s listening sockets: local address -> Send-Q (for a listener, the backlog in use)."""
+    queues = {}
+    for line in ss_output.splitlines():
+        words = line.split()
+        if words[:1] == ["LISTEN"]:
+            queues[words[3]] = int(words[2])
+    return queues
+
+
+@pytest.mark.tries(
+    "backlog-overflow",
+    "invoke up backlog-overflow",
+    "invoke exec server -- ss -ltn",
+    "invoke exec client -- python3 -m nodes.backlog client --to strict:65433 --connections 7 --early 2",
+    "invoke exec strict -- nstat -az TcpExtListenOverflows",
+)
+def test_backlog_overflow_clamp_and_reset_by_hand(try_text: TrySession) -> None:
+    up = try_text("invoke up backlog-overflow")
+    assert up.exit == 0, up
+    listening = try_text("invoke exec server -- ss -ltn")
+    assert listening.exit == 0, listening
+    queues = send_q(listening.stdout)
+    assert queues.get("0.0.0.0:65432") == 4 and queues.get("0.0.0.0:65433") == 4, listening  # 1000 asked
+    assert queues.get("0.0.0.0:65431") == 2, listening  # 2 asked, 2 kept
+    overflow = try_text(
+        "invoke exec client -- python3 -m nodes.backlog client --to strict:65433 --connections 7 --early 2")
+    assert overflow.exit == 0, overflow
+    result = overflow.json()
+    assert result["outcome"] == "reset" and result["connected"] == 7 and result["reset"] == 2, result
+    counted = try_text("invoke exec strict -- nstat -az TcpExtListenOverflows")
+    assert counted.exit == 0, counted
+    found = re.search(r"^TcpExtListenOverflows\s+(\d+)", counted.stdout, re.MULTILINE)
+    assert found and int(found.group(1)) >= 2, counted
