@@ -41,7 +41,6 @@ SAME_PACKET_SECONDS = 0.25  # one packet on two captures is seen microseconds ap
 BEFORE_START = 0.1  # s: the window opens a little early (two clocks read a moment apart)
 FIRST_AFTER_END = 0.05  # s: a conversation of the attempt starts before the client's command returns
 TAIL_AFTER_END = 1.0  # s: the last of a conversation (the server's FIN, a late ICMP) may follow the client's exit
-TOGETHER = 0.05  # s: attempts started this close are side by side: a conversation either could own goes to both
 RESOLVED_LEAD = 0.05  # s: an attempt that waited for an ARP answer sends its first packet right after it
 MAX_ROWS = 40  # arrows drawn per check; a 1 MiB transfer is hundreds of segments: the rest are counted
 BROADCAST = "ff:ff:ff:ff:ff:ff"
@@ -286,10 +285,6 @@ class Directory:
                 return self.macs[mac]
         return None
 
-    def has(self, host: str, address: str) -> bool:
-        """Is ``address`` one of ``host``'s own (loopback counts: every host has it)?"""
-        return self.owners.get(address) == host or _loopback(address)
-
 
 def _unicast(address: str) -> bool:
     """An address a host has (not a group, not "unspecified"): worth writing under a lane's name."""
@@ -323,11 +318,11 @@ def attribute(checks: Sequence[CheckResult], hosts: HostAddresses, packets: Sequ
 
     Conversations holding an attempt's local endpoint are its own; the rest
     go to the attempts from whose host they reach the target (proto
-    permitting) and in whose window they start: of several, the one started
-    last before it (a check that ran next, not the one that just ended), or
-    all of those started together (side by side, and alike: either could
-    have sent it). An ARP or neighbour discovery exchange goes to each
-    attempt that waited for it.
+    permitting) and in whose window they start: of several, those that
+    were running when it started (the check that ran next, not the one that
+    had just ended), or all of them when they all were (side by side and
+    alike, either could have sent it: both show it). An ARP or neighbour
+    discovery exchange goes to each attempt that waited for it.
     """
     directory = directory or Directory(hosts, packets)
     talks = conversations(sightings(packets))
@@ -342,15 +337,13 @@ def attribute(checks: Sequence[CheckResult], hosts: HostAddresses, packets: Sequ
     for number, talk in enumerate(talks):
         if number in claimed:
             continue
-        reaching = [(attempt.started, index) for index, attempt in enumerate(attempts) if attempt is not None
+        reaching = [(index, attempt) for index, attempt in enumerate(attempts) if attempt is not None
                     and _opens_in(talk, attempt) and _reaches_target(talk, attempt, directory)]
         if not talk.ends():  # an address resolution: every attempt that waited for it (``_resolving``)
-            claimed[number] = [index for _, index in reaching]
+            claimed[number] = [index for index, _ in reaching]
             continue
-        latest = max((started for started, _ in reaching if started - BEFORE_START <= talk.first), default=None)
-        if latest is None:  # a window that opens only just before it: its margin is all it has
-            latest = min((started for started, _ in reaching), default=0.0)
-        claimed[number] = [index for started, index in reaching if started >= latest - TOGETHER]
+        running = [index for index, attempt in reaching if attempt.started <= talk.first <= attempt.ended]
+        claimed[number] = running or [index for index, _ in reaching]
     found: list[list[Sighting] | None] = []
     for index, attempt in enumerate(attempts):
         if attempt is None:
@@ -392,21 +385,32 @@ def _proto_fits(talk: Conversation, attempt: Attempt) -> bool:
     return attempt.proto is None or talk.proto not in ("tcp", "udp") or talk.proto == attempt.proto
 
 
-def _matches(end: Endpoint, wanted: Endpoint, host: str, directory: Directory) -> bool:
+def _matches(end: Endpoint, wanted: Endpoint, talk: Conversation, host: str, directory: Directory) -> bool:
+    """Is ``end`` the endpoint ``wanted`` (an unbound ``*`` address: any of ``host``'s own)?"""
     address, port = wanted
-    return end[1] == port and (end[0] == address or (address == "*" and directory.has(host, end[0])))
+    return end[1] == port and (end[0] == address or (address == "*" and _mine(end[0], talk, host, directory)))
+
+
+def _mine(address: str, talk: Conversation, host: str, directory: Directory) -> bool:
+    """Is ``address`` ``host``'s own, in this conversation?
+
+    A lab address by the lab's table; a loopback address only in a
+    conversation captured on ``host`` itself (every host has 127.0.0.1); a
+    link-local one by the MAC address it was sent from or to.
+    """
+    if _loopback(address):
+        return any(s.packet.host == host for s in talk.sightings)
+    if address in directory.owners:
+        return directory.owners[address] == host
+    return any(directory.owner(address, s.copies, sender=s.packet.src == address) == host for s in talk.sightings)
 
 
 def _holds_local(talk: Conversation, attempt: Attempt, directory: Directory) -> bool:
     if not _proto_fits(talk, attempt):
         return False
-    return any(_matches(end, local, attempt.host, directory) for end in talk.ends() for local in attempt.locals
-               if _local_to(end[0], talk, attempt.host, directory))
-
-
-def _local_to(address: str, talk: Conversation, host: str, directory: Directory) -> bool:
-    """Loopback addresses are every host's: a loopback conversation counts only on the attempt's own host."""
-    return not _loopback(address) or any(s.packet.host == host for s in talk.sightings)
+    return any(_matches(end, local, talk, attempt.host, directory) and (
+        not _loopback(end[0]) or _mine(end[0], talk, attempt.host, directory))
+        for end in talk.ends() for local in attempt.locals)
 
 
 def _reaches_target(talk: Conversation, attempt: Attempt, directory: Directory) -> bool:
@@ -414,11 +418,8 @@ def _reaches_target(talk: Conversation, attempt: Attempt, directory: Directory) 
         return False
     ends = talk.ends()
     if ends:
-        for ours, theirs in (ends, ends[::-1]):
-            if (any(_matches(theirs, target, attempt.host, directory) for target in attempt.targets)
-                    and directory.has(attempt.host, ours[0]) and _local_to(ours[0], talk, attempt.host, directory)):
-                return True
-        return False
+        return any(any(_matches(theirs, target, talk, attempt.host, directory) for target in attempt.targets)
+                   and _mine(ours[0], talk, attempt.host, directory) for ours, theirs in (ends, ends[::-1]))
     if talk.key[0] == "resolve":  # the client asking who has the target's address
         _, asked, asker = talk.key
         return (any(asked == address for address, _ in attempt.targets)
@@ -435,8 +436,9 @@ class Lane:
 
     host: str  # the lab host, or the address when no lab host has it
     port: int | None = None
-    known: bool = True  # False: an address no lab host has (an absent host, a gateway)
+    known: bool = True  # False: an address no lab host has (an absent host, a gateway, a group)
     addresses: tuple[str, ...] = ()
+    group: str = ""  # for an address no host has: "broadcast" or "multicast group"
 
     @property
     def name(self) -> str:
@@ -446,7 +448,7 @@ class Lane:
     def note(self) -> str:
         """What is written under the name: the addresses this ladder saw it use, or why it has none."""
         if not self.known:
-            return "no lab host"
+            return self.group or "no lab host"
         return ", ".join(self.addresses)
 
 
@@ -527,7 +529,10 @@ def build(found: Sequence[Sighting], directory: Directory, first_lane: str | Non
         for key, address in ((sender, packet.src), (receiver, packet.dst)):
             if key[0] != address and _unicast(address) and address not in addresses[key]:
                 addresses[key].append(address)
-    lanes = tuple(Lane(host, port, host in known_hosts, tuple(addresses[(host, port)])) for host, port in order)
+    groups = {s.packet.dst: "multicast group" if _multicast(s.packet.dst) else "broadcast" for s in found
+              if s.packet.proto != "arp" and (_multicast(s.packet.dst) or s.packet.dst_mac == BROADCAST)}
+    lanes = tuple(Lane(host, port, host in known_hosts, tuple(addresses[(host, port)]), groups.get(host, ""))
+                  for host, port in order)
     start = found[0].time
     arrows: list[Arrow] = []
     isn: dict[tuple[object, ...], int] = {}
@@ -537,6 +542,8 @@ def build(found: Sequence[Sighting], directory: Directory, first_lane: str | Non
         packet = sighting.packet
         label, detail, kind = describe(packet, isn)
         short = {"arp": "ARP reply" if packet.reply else "ARP request"}.get(packet.proto, "")
+        if packet.fragment:
+            short = "fragment"
         if packet.proto == "icmp6" and packet.target is not None:
             short = "neighbor advertisement" if packet.icmp_type == 136 else "neighbor solicitation"
         note = _resend(packet, sighting.time, history, acks, isn)
@@ -585,6 +592,31 @@ def describe(packet: Packet, isn: dict[tuple[object, ...], int] | None = None) -
     first sequence number seen (its SYN's, usually) counts as 0.
     """
     isn = {} if isn is None else isn
+    if packet.fragment:  # a later fragment: bytes of the datagram, no transport header
+        last = packet.fragment + packet.carried - 1
+        more = "more follow" if packet.more_fragments else "the last"
+        return (f"IP fragment, bytes {packet.fragment}–{last}", f"of {packet.proto.upper()} {_ports(packet)}, {more}",
+                "tcp" if packet.proto == "tcp" else "udp")
+    label, detail, kind = _describe_whole(packet, isn)
+    if packet.fragment == 0:
+        detail += f" · IP fragment, bytes 0–{packet.carried - 1}, more follow"
+    group = _group_frame(packet)
+    if group:
+        detail += f" · {group}"
+    return label, detail, kind
+
+
+def _group_frame(packet: Packet) -> str:
+    """For a datagram to a group (broadcast or multicast), the frame's destination and the hop limit."""
+    if packet.proto not in ("udp", "icmp", "icmp6") or packet.target is not None:
+        return ""
+    if not (_multicast(packet.dst) or packet.dst_mac == BROADCAST):
+        return ""
+    hops = f", {'TTL' if ':' not in packet.dst else 'hop limit'} {packet.ttl}" if packet.ttl is not None else ""
+    return f"frame to {packet.dst_mac}{hops}" if packet.dst_mac else hops.lstrip(", ")
+
+
+def _describe_whole(packet: Packet, isn: dict[tuple[object, ...], int]) -> tuple[str, str, str]:
     if packet.proto == "tcp":
         label = ", ".join(packet.flags) or "TCP (no flags)"
         if packet.length:
@@ -635,7 +667,7 @@ def _resend(packet: Packet, moment: float, history: dict[tuple[object, ...], lis
         asked = history.setdefault(("arp", packet.src, packet.target), [])
         asked.append((0, 0, moment))
         return f"asked again, +{span(moment - asked[0][2])} after the first" if len(asked) > 1 else ""
-    if packet.proto != "tcp" or packet.seq is None:
+    if packet.proto != "tcp" or packet.seq is None or packet.fragment is not None:
         return ""
     flow = (packet.src, packet.sport, packet.dst, packet.dport)
     zero = "zero window: the receiver's buffer is full" if packet.window == 0 and "RST" not in packet.flags else ""
@@ -651,8 +683,16 @@ def _resend(packet: Packet, moment: float, history: dict[tuple[object, ...], lis
             return f"retransmission, +{span(moment - min(earlier))} after the first"
         return zero
     if packet.flags == ("ACK",):
+        sent = history.get(flow, [])
+        if sent and (packet.seq - isn.get(flow, packet.seq) + 1) % 2**32 == max(high for _, high, _ in sent):
+            history.setdefault(("keepalive", *flow), []).append((0, 0, moment))
+            return "keep-alive probe: one byte before what was sent, to make the peer answer"
         before = acks.get(flow)
         acks[flow] = (packet.ack, packet.window)
+        probed = history.get(("keepalive", packet.dst, packet.dport, packet.src, packet.sport))
+        if probed and moment - probed[-1][2] < 1:
+            probed.clear()
+            return "the keep-alive's answer"
         if before is not None and before[0] == packet.ack:
             return "duplicate ACK" if before[1] == packet.window else zero or "window update"
     return zero

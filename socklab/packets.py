@@ -132,6 +132,10 @@ class Packet:
     src_mac: str | None = None
     dst_mac: str | None = None
     checksum: int | None = None  # the transport's: with ident, tells a resent packet from the same one seen twice
+    fragment: int | None = None  # an IP fragment: the byte offset of what it carries (None: a whole packet)
+    more_fragments: bool = False  # the fragment's MF flag: more of the datagram follows
+    carried: int = 0  # a fragment's bytes of the datagram (``length`` is the whole datagram's, as its header says)
+    ttl: int | None = None  # IPv4's time to live, IPv6's hop limit (not in the fingerprint: a router lowers it)
 
     @property
     def host(self) -> str:
@@ -167,7 +171,8 @@ class Packet:
     def fingerprint(self) -> tuple[object, ...]:
         """What the same packet has on every capture that saw it (a router decrements only the TTL)."""
         return (self.proto, self.src, self.dst, self.sport, self.dport, self.flags, self.seq, self.ack, self.length,
-                self.icmp_type, self.icmp_code, self.quoted, self.target, self.reply, self.ident, self.checksum)
+                self.icmp_type, self.icmp_code, self.quoted, self.target, self.reply, self.ident, self.checksum,
+                self.fragment, self.carried)
 
 
 def endpoint(address: str, port: int | None) -> str:
@@ -202,7 +207,15 @@ def read(data: bytes, capture: str = "") -> list[Packet]:
             continue
         if packet is not None:
             found.append(packet)
-    return found
+    return _reassembled(found)
+
+
+def _reassembled(found: list[Packet]) -> list[Packet]:
+    """Later fragments of a datagram carry no transport header: they get the ports of its first fragment
+    (same addresses, identification and protocol), so that they belong to the same conversation."""
+    ports = {(p.src, p.dst, p.ident, p.proto): (p.sport, p.dport, p.length) for p in found if p.fragment == 0}
+    return [replace(p, sport=known[0], dport=known[1], length=known[2])
+            if p.fragment and (known := ports.get((p.src, p.dst, p.ident, p.proto))) else p for p in found]
 
 
 def read_all(captures: Mapping[str, bytes]) -> list[Packet]:
@@ -274,15 +287,31 @@ def _address(raw: bytes) -> str:
 
 
 def _ipv4(packet: Packet, ip: dpkt.ip.IP) -> Packet | None:
-    base = replace(packet, src=_address(ip.src), dst=_address(ip.dst), ident=ip.id)
-    if ip.offset:  # a later fragment: no transport header of its own
-        return None
-    return _transport(base, ip.p, ip.data)
+    base = replace(packet, src=_address(ip.src), dst=_address(ip.dst), ident=ip.id, ttl=ip.ttl)
+    return _fragment(base, ip.p, ip.data, ip.offset * 8, bool(ip.mf))
 
 
 def _ipv6(packet: Packet, ip: dpkt.ip6.IP6) -> Packet | None:
-    base = replace(packet, src=_address(ip.src), dst=_address(ip.dst))
-    return _transport(base, ip.p, ip.data)
+    base = replace(packet, src=_address(ip.src), dst=_address(ip.dst), ttl=ip.hlim)
+    header = getattr(ip, "extension_hdrs", {}).get(44)
+    if header is None:
+        return _transport(base, ip.p, ip.data)
+    return _fragment(replace(base, ident=header.id), ip.p, ip.data, header.frag_off * 8, bool(header.m_flag))
+
+
+def _fragment(packet: Packet, number: int, layer: object, offset: int, more: bool) -> Packet | None:
+    """A whole packet's transport, or a fragment: the first has the transport header, the later ones only bytes."""
+    if not offset and not more:
+        return _transport(packet, number, layer)
+    carried = len(bytes(layer)) if isinstance(layer, dpkt.Packet | bytes) else 0
+    if offset:  # a later fragment: its ports come from the first (``_reassembled``)
+        return replace(packet, proto=TRANSPORTS.get(number, f"ip proto {number}"), fragment=offset,
+                       more_fragments=more, carried=carried)
+    first = _transport(packet, number, layer)
+    if first is None:
+        return None
+    declared = layer.ulen - 8 if isinstance(layer, dpkt.udp.UDP) else first.length
+    return replace(first, fragment=0, more_fragments=more, carried=carried, length=declared)
 
 
 def _transport(packet: Packet, number: int, layer: object) -> Packet | None:

@@ -30,6 +30,7 @@ from tests.unit.test_packets import (
     T0,
     arp,
     ethernet,
+    fragments,
     icmp,
     ipv4,
     ipv6,
@@ -265,11 +266,17 @@ def test_link_local_addresses_are_named_by_the_mac_addresses_the_hosts_sent_from
                          mac_dst)
         wire.raw("client-eth0", T0 + 0.001 * index, frame)
         wire.raw("server-eth0", T0 + 0.001 * index + 0.00001, frame)
+    refused = [ethernet(ipv6("fe80::3", "fe80::2", 6, tcp(41001, 9, SYN)), 0x86DD, CLIENT_MAC, SERVER_MAC),
+               ethernet(ipv6("fe80::2", "fe80::3", 6, tcp(9, 41001, RST | ACK, 0, 1)), 0x86DD, SERVER_MAC, CLIENT_MAC)]
+    for index, frame in enumerate(refused):
+        wire.raw("client-eth0", T0 + 0.01 + 0.001 * index, frame)
     check = probe("link-local", "client", "tcp", "[fe80::2%eth0]:7", "ok", "[fe80::3%eth0]:41000", T0 - 0.01, T0 + 1)
-    (drawn,) = ladder.ladders([check], HOSTS, wire.packets())
+    closed = probe("link-local, closed", "client", "tcp", "[fe80::2%eth0]:9", "refused", None, T0 - 0.01, T0 + 1)
+    drawn, other = ladder.ladders([check, closed], HOSTS, wire.packets())
     assert drawn is not None
     assert [(lane.name, lane.note) for lane in drawn.lanes] == [("client", "fe80::3"), ("server", "fe80::2")]
     assert labels(drawn) == ["SYN", "SYN, ACK"]
+    assert labels(other) == ["SYN", "RST, ACK"]  # no local port reported: from the client's own address, by its MAC
 
 
 def test_a_program_that_reports_no_endpoints_is_found_by_the_address_in_its_command() -> None:
@@ -292,6 +299,73 @@ def test_a_long_transfer_is_cut_after_the_first_forty_packets_and_says_how_many_
     (drawn,) = ladder.ladders([check], HOSTS, wire.packets())
     assert drawn is not None and len(drawn.arrows) == ladder.MAX_ROWS and drawn.more == 60 and drawn.total == 100
     assert drawn.notes and "64000 bytes" in drawn.notes[0] and "offload" in drawn.notes[0]
+
+
+def test_a_datagram_in_fragments_is_drawn_fragment_by_fragment() -> None:
+    wire = Wire()
+    for index, frame in enumerate(fragments(CLIENT, SERVER, b"x" * 4000, 9)):
+        wire.raw("client-eth0", T0 + 0.0001 * index, frame)
+    check = probe("big datagram", "client", "udp", f"{SERVER}:65434", "ok", f"{CLIENT}:41000", T0 - 0.01, T0 + 1)
+    (drawn,) = ladder.ladders([check], HOSTS, wire.packets())
+    assert labels(drawn) == ["UDP len 4000", "IP fragment, bytes 1480–2959", "IP fragment, bytes 2960–4007"]
+    assert drawn is not None
+    assert [a.detail for a in drawn.arrows] == [":41000 → :65434 · IP fragment, bytes 0–1479, more follow",
+                                                "of UDP :41000 → :65434, more follow",
+                                                "of UDP :41000 → :65434, the last"]
+
+
+def test_keepalive_probes_and_their_answers() -> None:
+    wire = Wire()
+    wire.send(T0, CLIENT, SERVER, 6, tcp(41000, 65432, SYN, seq=100), only="client")
+    wire.send(T0 + 0.001, SERVER, CLIENT, 6, tcp(65432, 41000, SYN | ACK, 500, 101), only="client")
+    wire.send(T0 + 0.002, CLIENT, SERVER, 6, tcp(41000, 65432, ACK, 101, 501), only="client")
+    for second in (1, 2):
+        wire.send(T0 + second, CLIENT, SERVER, 6, tcp(41000, 65432, ACK, 100, 501), only="client")
+        wire.send(T0 + second + 0.0001, SERVER, CLIENT, 6, tcp(65432, 41000, ACK, 501, 101), only="client")
+    check = probe("keepalive", "client", "tcp", f"{SERVER}:65432", "ok", f"{CLIENT}:41000", T0 - 0.01, T0 + 3)
+    (drawn,) = ladder.ladders([check], HOSTS, wire.packets())
+    assert drawn is not None
+    probe_note = "keep-alive probe: one byte before what was sent, to make the peer answer"
+    assert [a.note for a in drawn.arrows] == ["", "", "", probe_note, "the keep-alive's answer", probe_note,
+                                              "the keep-alive's answer"]
+
+
+def test_a_broadcast_goes_to_a_lane_of_its_own_and_says_where_its_frame_went() -> None:
+    wire = Wire()
+    frame = ethernet(ipv4(CLIENT, "198.18.0.255", 17, udp(41000, 65440, b"who is there?")), dst=BROADCAST)
+    wire.raw("client-eth0", T0, frame)
+    wire.raw("server-eth0", T0 + 0.00001, frame)
+    wire.send(T0 + 0.001, SERVER, CLIENT, 17, udp(65440, 41000, b"server"))
+    check = probe("broadcast", "client", "udp", "198.18.0.255:65440", "ok", "0.0.0.0:41000", T0 - 0.01, T0 + 1)
+    (drawn,) = ladder.ladders([check], HOSTS, wire.packets())
+    assert drawn is not None
+    assert [(lane.name, lane.note) for lane in drawn.lanes] == [("client", CLIENT), ("198.18.0.255", "broadcast"),
+                                                                ("server", SERVER)]
+    assert drawn.arrows[0].detail == ":41000 → :65440 · frame to ff:ff:ff:ff:ff:ff, TTL 64"
+    assert (drawn.arrows[1].sender, drawn.arrows[1].receiver) == (2, 0)  # the answer: unicast, back to the client
+
+
+def test_alike_attempts_side_by_side_both_show_what_either_could_have_sent() -> None:
+    """udp-echo's two clients to a port where nobody listens: neither says its local port when refused."""
+    wire = Wire()
+    for offset, port in ((0.2, 41000), (0.3, 42000)):
+        datagram = ipv4(CLIENT, SERVER, 17, udp(port, 65433, b"Hello"))
+        wire.send(T0 + offset, CLIENT, SERVER, 17, udp(port, 65433, b"Hello"))
+        wire.send(T0 + offset + 0.0001, SERVER, CLIENT, 1, icmp(3, 3, datagram[:28]))
+    action = f"python3 -m nodes.udpecho client --to {SERVER}:65433"
+    connected = CheckResult("connected", "client", action + " --connected", "refused", "refused", {},
+                            started_at=T0, ended_at=T0 + 0.5)
+    unconnected = CheckResult("unconnected", "client", action, "timeout", "timeout", {},
+                              started_at=T0 + 0.1, ended_at=T0 + 1.3)
+    first, second = ladder.ladders([connected, unconnected], HOSTS, wire.packets())
+    assert labels(first) == ["UDP len 5", "ICMP port unreachable"] * 2  # either could have sent either
+    assert labels(second) == ["UDP len 5", "ICMP port unreachable"] * 2
+    connected.ended_at = T0 + 0.25
+    later = CheckResult("the next one", "client", action, "timeout", "timeout", {}, started_at=T0 + 0.29,
+                        ended_at=T0 + 1.3)
+    first, second = ladder.ladders([connected, later], HOSTS, wire.packets())
+    assert labels(first) == ["UDP len 5", "ICMP port unreachable"]  # what began after it ended is the next one's
+    assert labels(second) == ["UDP len 5", "ICMP port unreachable"]
 
 
 # -- in report.html ----------------------------------------------------------------------------

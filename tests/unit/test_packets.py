@@ -222,3 +222,39 @@ def test_the_same_packet_has_the_same_fingerprint_on_every_capture_and_a_resent_
     (mine,), (theirs,), (again,) = (packets.read(pcap([(T0, f)]), name)
                                     for f, name in ((frame, "client-eth0"), (frame, "server-eth0"), (resent, "c-lo")))
     assert mine.fingerprint() == theirs.fingerprint() != again.fingerprint()
+
+
+def fragments(src: str, dst: str, data: bytes, ident: int, size: int = 1480) -> list[bytes]:
+    """An IPv4 datagram cut into fragments of ``size`` bytes, as the sending kernel cuts one bigger than the MTU."""
+    whole = udp(41000, 65434, data)
+    pieces = []
+    for offset in range(0, len(whole), size):
+        more = 0x2000 if offset + size < len(whole) else 0
+        chunk = whole[offset:offset + size]
+        header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(chunk), ident, more | offset // 8, 64, 17, 0,
+                             socket.inet_aton(src), socket.inet_aton(dst))
+        pieces.append(ethernet(header + chunk))
+    return pieces
+
+
+def test_ip_fragments_belong_to_their_datagram() -> None:
+    frames = [(T0 + 0.001 * index, frame) for index, frame in enumerate(fragments(CLIENT, SERVER, b"x" * 4000, 9))]
+    first, middle, last = packets.read(pcap(frames))
+    assert (first.proto, first.sport, first.dport, first.length) == ("udp", 41000, 65434, 4000)
+    assert (first.fragment, first.more_fragments, first.carried) == (0, True, 1480)
+    assert (middle.proto, middle.sport, middle.dport, middle.fragment, middle.carried) == ("udp", 41000, 65434, 1480,
+                                                                                             1480)
+    assert (last.fragment, last.more_fragments, last.carried, last.length) == (2960, False, 1048, 4000)
+    assert first.ttl == 64
+
+
+def test_ipv6_fragments_and_hop_limit() -> None:
+    whole = udp(5000, 9, b"y" * 100)
+    header = struct.pack("!BBHI", 17, 0, 1, 77)  # the fragment header: offset 0, more fragments
+    later = struct.pack("!BBHI", 17, 0, (56 // 8) << 3, 77)  # offset 56 bytes, the last
+    frames = [(T0, ethernet(ipv6("fd50:c1ab:0:1::3", "ff15::1:2:3", 44, header + whole[:56]), 0x86DD)),
+              (T0 + 0.001, ethernet(ipv6("fd50:c1ab:0:1::3", "ff15::1:2:3", 44, later + whole[56:]), 0x86DD))]
+    first, second = packets.read(pcap(frames))
+    assert (first.proto, first.dport, first.fragment, first.more_fragments, first.length) == ("udp", 9, 0, True, 100)
+    assert (second.proto, second.dport, second.fragment, second.more_fragments) == ("udp", 9, 56, False)
+    assert first.ttl == 64 and first.ident == second.ident == 77
