@@ -96,3 +96,24 @@ def test_hostname_binding_lists_and_listeners(try_text: TrySession) -> None:
     assert where(65432) == [f"[{ipv6}]:65432"], ss  # the echo: the list's first address only
     assert where(65434) == sorted([f"{ipv4}:65434", f"[{ipv6}]:65434"]), ss  # asyncio: every address
     assert where(65435) == [f"{ipv4}:65435"], ss  # create_server: one socket, AF_INET
+
+
+@pytest.mark.tries(
+    "bind-rules",
+    "invoke up bind-rules",
+    "invoke exec server -- ip route show table local",
+    "invoke exec server -- python3 -m nodes.probe --bind 127.0.0.9:65432",
+    "invoke exec server -- python3 -m nodes.probe --bind [::2]:65432",
+)
+def test_bind_rules_the_local_table_says_which_addresses_bind(try_text: TrySession) -> None:
+    up = try_text("invoke up bind-rules")
+    assert up.exit == 0, up
+    table = try_text("invoke exec server -- ip route show table local")
+    assert table.exit == 0, table
+    assert re.search(r"^local 127\.0\.0\.0/8 dev lo\b", table.stdout, re.MULTILINE), table
+    loopback = try_text("invoke exec server -- python3 -m nodes.probe --bind 127.0.0.9:65432")
+    assert loopback.exit == 0 and loopback.json()["outcome"] == "ok", loopback
+    assert loopback.json()["local"] == "127.0.0.9:65432", loopback
+    not_ours = try_text("invoke exec server -- python3 -m nodes.probe --bind [::2]:65432")
+    assert not_ours.exit == 0, not_ours
+    assert (not_ours.json()["outcome"], not_ours.json()["errno"]) == ("addr-unavailable", "EADDRNOTAVAIL"), not_ours
