@@ -122,11 +122,11 @@ def client(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 sock = kept.enter_context(cli.connect(args.to, args.timeout))
                 attempt["local"] = format_sockaddr(sock.getsockname())
-                result["connected"] += 1
                 if number <= args.early:
                     held.append((sock, attempt))
                 else:
                     sock.sendall(args.send.encode())
+                result["connected"] += 1
             except OSError as exc:
                 failed = cli.failure(exc)
                 attempt.update(outcome=failed["outcome"], errno=failed["errno"])
