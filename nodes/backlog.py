@@ -35,7 +35,7 @@ Client result (one JSON object on stdout), keys:
   errno, detail   errno name and words of that failure, or null
   target          the server as given with --to
   connections     connections attempted
-  connected       connections established (connect() succeeded)
+  connected       connections established (and written to, unless early)
   failed          connections not established
   first_failure   the number (from 1) of the first connection that failed, or null
   errors          {outcome: count} of the failed connections
