@@ -98,7 +98,7 @@ def test_a_silent_server_is_a_timeout(tcp_server) -> None:
     assert seen["outcome"] == "timeout" and seen["elapsed_ms"] >= 250
 
 
-def half_echo(then: Callable[[socket.socket], None]) -> Callable[[socket.socket], None]:
+def half_echo(then: Callable[[socket.socket], object]) -> Callable[[socket.socket], None]:
     """A server that reads "Hello, world", echoes "Hello" only, waits for it to arrive, then does ``then``."""
 
     def handle(conn: socket.socket) -> None:
