@@ -117,3 +117,25 @@ def test_bind_rules_the_local_table_says_which_addresses_bind(try_text: TrySessi
     not_ours = try_text("invoke exec server -- python3 -m nodes.probe --bind [::2]:65432")
     assert not_ours.exit == 0, not_ours
     assert (not_ours.json()["outcome"], not_ours.json()["errno"]) == ("addr-unavailable", "EADDRNOTAVAIL"), not_ours
+
+
+@pytest.mark.tries(
+    "bindv6only",
+    "invoke up bindv6only",
+    "invoke exec server -- ss -ltne",
+    "invoke exec server -- cat /proc/sys/net/ipv6/bindv6only",
+    "invoke exec client -- cat /proc/sys/net/ipv6/bindv6only",
+)
+def test_bindv6only_a_plain_listener_is_ipv6_only_create_servers_is_not(try_text: TrySession) -> None:
+    up = try_text("invoke up bindv6only")
+    assert up.exit == 0, up
+    ss = try_text("invoke exec server -- ss -ltne")
+    assert ss.exit == 0, ss
+    (plain,) = listening(ss, 65432)
+    assert plain.split()[3] == "[::]:65432" and "v6only:1" in plain, ss
+    (dual,) = listening(ss, 65433)
+    assert dual.split()[3] == "*:65433" and "v6only:0" in dual, ss
+    server = try_text("invoke exec server -- cat /proc/sys/net/ipv6/bindv6only")
+    assert (server.exit, server.stdout.strip()) == (0, "1"), server
+    client = try_text("invoke exec client -- cat /proc/sys/net/ipv6/bindv6only")
+    assert (client.exit, client.stdout.strip()) == (0, "0"), client
