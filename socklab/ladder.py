@@ -361,8 +361,7 @@ def _resolving(picked: list[Sighting]) -> list[Sighting]:
     Attempts side by side share the neighbour cache: one ARP exchange
     resolves the server for all of them. An attempt waited for it if its
     first packet to that address followed the exchange at once
-    (``RESOLVED_LEAD``), or if nothing of it ever reached the address (no
-    answer came).
+    (``RESOLVED_LEAD``), or if no answer came (nothing of it could be sent).
     """
     kept = []
     for sighting in picked:
@@ -372,7 +371,9 @@ def _resolving(picked: list[Sighting]) -> list[Sighting]:
             continue
         then = [s.time for s in picked if s.packet.target is None and packet.target in (s.packet.src, s.packet.dst)
                 and s.time >= sighting.time]
-        if not then or min(then) - sighting.time <= RESOLVED_LEAD:
+        answered = any(s.packet.target == packet.target and (s.packet.reply or s.packet.icmp_type == 136)
+                       for s in picked)
+        if (then and min(then) - sighting.time <= RESOLVED_LEAD) or not (then or answered):
             kept.append(sighting)
     return kept
 
@@ -489,6 +490,7 @@ class Ladder:
     more: int = 0  # packets not drawn past MAX_ROWS
     started: float = 0.0  # the first packet's time (seconds since the epoch)
     notes: tuple[str, ...] = ()  # what a reader might otherwise misread (segments longer than the MTU)
+    among: tuple[str, ...] = ()  # what is special among the packets not drawn: "3 retransmissions", ...
 
     @property
     def total(self) -> int:
@@ -535,25 +537,45 @@ def build(found: Sequence[Sighting], directory: Directory, first_lane: str | Non
                   for host, port in order)
     start = found[0].time
     arrows: list[Arrow] = []
+    hidden: dict[str, int] = {}  # what the packets past the limit are, by the kind of note they have
     isn: dict[tuple[object, ...], int] = {}
     history: dict[tuple[object, ...], list[tuple[int, int, float]]] = {}
     acks: dict[tuple[object, ...], tuple[int | None, int | None]] = {}
-    for (sender, receiver), sighting in list(zip(keyed, found, strict=True))[:limit]:
+    for row, ((sender, receiver), sighting) in enumerate(zip(keyed, found, strict=True)):
         packet = sighting.packet
         label, detail, kind = describe(packet, isn)
-        short = {"arp": "ARP reply" if packet.reply else "ARP request"}.get(packet.proto, "")
-        if packet.fragment:
-            short = "fragment"
-        if packet.proto == "icmp6" and packet.target is not None:
-            short = "neighbor advertisement" if packet.icmp_type == 136 else "neighbor solicitation"
         note = _resend(packet, sighting.time, history, acks, isn)
-        if packet.quoted is not None and packet.src == packet.dst:
+        if row >= limit:  # not drawn, but what it was still counts
+            if note:
+                kind_of = note.partition(",")[0].partition(":")[0]
+                hidden[kind_of] = hidden.get(kind_of, 0) + 1
+            continue
+        if packet.quoted is not None and sender == receiver:
             note = note or "from the host's own kernel, to its own socket"
         arrows.append(Arrow(order.index(sender), order.index(receiver), sighting.time - start, label, detail, kind,
-                            note, sighting.captures, short))
+                            note, sighting.captures, _short(packet)))
     longest = max((s.packet.length for s in found if s.packet.proto == "tcp"), default=0)
     notes = (OFFLOADED.format(longest),) if longest > MTU_PAYLOAD else ()
-    return Ladder(lanes, tuple(arrows), max(0, len(found) - limit), start, notes)
+    among = tuple(f"{count} {NAMES.get(what, (what, what + 's'))[count != 1]}" for what, count in hidden.items())
+    return Ladder(lanes, tuple(arrows), max(0, len(found) - limit), start, notes, among)
+
+
+NAMES = {  # a note's first words -> what one, and several, are called in "… and 60 more, among them ..."
+    "the keep-alive's answer": ("keep-alive answer", "keep-alive answers"),
+    "asked again": ("ARP request asked again", "ARP requests asked again"),
+    "from the host's own kernel": ("error from the host's own kernel", "errors from the host's own kernel"),
+}
+
+
+def _short(packet: Packet) -> str:
+    """The label in a word or two, for the one-line summary; "" where the label is short already."""
+    if packet.fragment:
+        return "fragment"
+    if packet.proto == "arp":
+        return "ARP reply" if packet.reply else "ARP request"
+    if packet.proto == "icmp6" and packet.target is not None:
+        return "neighbor advertisement" if packet.icmp_type == 136 else "neighbor solicitation"
+    return ""
 
 
 def _ends(sighting: Sighting, directory: Directory) -> tuple[tuple[str, int | None], tuple[str, int | None]]:
@@ -686,7 +708,7 @@ def _resend(packet: Packet, moment: float, history: dict[tuple[object, ...], lis
         sent = history.get(flow, [])
         if sent and (packet.seq - isn.get(flow, packet.seq) + 1) % 2**32 == max(high for _, high, _ in sent):
             history.setdefault(("keepalive", *flow), []).append((0, 0, moment))
-            return "keep-alive probe: one byte before what was sent, to make the peer answer"
+            return "keep-alive probe: an old sequence number, which the peer must answer"
         before = acks.get(flow)
         acks[flow] = (packet.ack, packet.window)
         probed = history.get(("keepalive", packet.dst, packet.dport, packet.src, packet.sport))

@@ -3,15 +3,18 @@
 The page is a view of the same ``RunResult`` as report.json: the run's
 verdict first, then each scenario with its topology drawn, what it teaches,
 and every check with what was expected, what was observed and the client's
-own evidence. It carries its CSS and SVG inline and needs no script, so it
-can be mailed, attached to a CI run or opened offline years later.
+own evidence, and, when the run was captured, the packets its attempt put
+on the wire as a ladder between the hosts (``socklab.ladder``). It carries
+its CSS and SVG inline and needs no script, so it can be mailed, attached
+to a CI run or opened offline years later.
 
 The markup is in Jinja templates shipped with the package
-(``socklab/reports/templates``: report.html, topology.svg, report.css). This
-module computes what the templates only show: the topology's layout, and a
-small view model of the run (counts, durations, anchors, the facts worth a
-glance). Autoescape is on and no value is marked safe, so everything that came
-from a host, a file or a check is escaped wherever a template puts it.
+(``socklab/reports/templates``: report.html, topology.svg, ladder.svg,
+report.css). This module computes what the templates only show: the
+topology's and the ladders' layout, and a small view model of the run
+(counts, durations, anchors, the facts worth a glance). Autoescape is on and
+no value is marked safe, so everything that came from a host, a file or a
+check is escaped wherever a template puts it.
 """
 
 from __future__ import annotations
@@ -497,6 +500,7 @@ class LadderFigure:
     height: int
     bottom: float  # where the lanes end
     more_y: float  # the "… and N more" line, when packets were left out
+    more_text: str  # that line: how many more, and what is special among them
     label: str  # the figure in words, for screen readers
 
 
@@ -566,12 +570,17 @@ def ladder_figure(drawn: ladder.Ladder, caption: str = "") -> LadderFigure:
     bottom = LADDER_HEAD + LADDER_ROW * len(rows) + 8
     more_y = bottom + 18
     height = more_y + (8 if drawn.more else -10) + 8
-    width = (spots[-1].x if spots else first) + right_margin + 8
+    more = ""
+    if drawn.more:
+        more = f"… and {drawn.more} more packet{'' if drawn.more == 1 else 's'}"
+        more += f", among them {', '.join(drawn.among)}" if drawn.among else ""
+        more += " (in the captures)"
+    width = max((spots[-1].x if spots else first) + right_margin, first + len(more) * DETAIL_CHAR) + 8
     label = f"Packets of {caption}: " if caption else "Packets: "
     label += "; ".join(f"{lanes[a.sender].name} to {lanes[a.receiver].name}: {a.text}" for a in drawn.arrows)
     if drawn.more:
-        label += f"; and {drawn.more} more"
-    return LadderFigure(drawn, spots, tuple(rows), round(width), round(height), bottom, more_y, label)
+        label += f"; {more}"
+    return LadderFigure(drawn, spots, tuple(rows), round(width), round(height), bottom, more_y, more, label)
 
 
 def _detail(arrow: ladder.Arrow) -> str:

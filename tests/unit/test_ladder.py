@@ -295,9 +295,14 @@ def test_a_long_transfer_is_cut_after_the_first_forty_packets_and_says_how_many_
     wire = Wire()
     for index in range(100):
         wire.send(T0 + 0.0001 * index, CLIENT, SERVER, 6, tcp(41000, 7, ACK, 1 + 64000 * index, 1, b"x" * 64000))
+    for again in (50, 60, 70):  # lost on the way: sent again later
+        wire.send(T0 + 0.02 + 0.0001 * again, CLIENT, SERVER, 6, tcp(41000, 7, ACK, 1 + 64000 * again, 1, b"x" * 64000))
+    for _ in range(2):
+        wire.send(T0 + 0.05, SERVER, CLIENT, 6, tcp(7, 41000, ACK, 1, 1 + 64000 * 50))
     check = probe("bulk", "client", "tcp", f"{SERVER}:7", "echoed", f"{CLIENT}:41000", T0 - 0.01, T0 + 1)
     (drawn,) = ladder.ladders([check], HOSTS, wire.packets())
-    assert drawn is not None and len(drawn.arrows) == ladder.MAX_ROWS and drawn.more == 60 and drawn.total == 100
+    assert drawn is not None and len(drawn.arrows) == ladder.MAX_ROWS and drawn.more == 65 and drawn.total == 105
+    assert drawn.among == ("3 retransmissions", "1 duplicate ACK")
     assert drawn.notes and "64000 bytes" in drawn.notes[0] and "offload" in drawn.notes[0]
 
 
@@ -325,7 +330,7 @@ def test_keepalive_probes_and_their_answers() -> None:
     check = probe("keepalive", "client", "tcp", f"{SERVER}:65432", "ok", f"{CLIENT}:41000", T0 - 0.01, T0 + 3)
     (drawn,) = ladder.ladders([check], HOSTS, wire.packets())
     assert drawn is not None
-    probe_note = "keep-alive probe: one byte before what was sent, to make the peer answer"
+    probe_note = "keep-alive probe: an old sequence number, which the peer must answer"
     assert [a.note for a in drawn.arrows] == ["", "", "", probe_note, "the keep-alive's answer", probe_note,
                                               "the keep-alive's answer"]
 
