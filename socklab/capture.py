@@ -9,6 +9,12 @@ second late, and an interrupted tcpdump drops the pending block. The
 start script returns only once every tcpdump says it is listening, so no
 packet of the lesson is missed; the stop script interrupts them (tcpdump
 then flushes and exits) and waits until they are gone.
+
+Each file is a classic pcap of link type Ethernet (1), ``lo`` included
+(Linux shows loopback as Ethernet with zero addresses); ``invoke capture``'s
+``-i any`` gives Linux cooked captures instead. ``socklab.packets`` reads
+either, and report.html draws from them each check's packets as a ladder
+(``socklab.ladder``).
 """
 
 from __future__ import annotations
