@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import socket
 
 import pytest
@@ -76,3 +77,13 @@ def test_the_client_reports_what_came_back_and_from_where(lab: Lab) -> None:
     assert (result["outcome"], result["reply"], result["peer"]) == ("echoed", "Hello, world",
                                                                    f"127.0.0.1:{server.port}")
     assert result["local"].startswith("127.0.0.1:") and result["errno"] is None
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_the_asyncio_server_stops_cleanly_on_signals(lab: Lab, signum: int) -> None:
+    server = lab.start("bindname", "--api", "asyncio", "--bind", "127.0.0.1", "--port", "0")
+    assert call_client("bindname", "--to", server.endpoint())["outcome"] == "echoed"
+    server.wait_for_log(r"echoed 12 bytes")
+    assert server.stop(signum) == 0, server.log()
+    assert server.log().splitlines()[-1].endswith(" stopped"), server.log()
+    assert "Traceback" not in server.log(), server.log()
