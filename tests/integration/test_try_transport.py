@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from tests.integration.try_lab import packets, report
+from tests.integration.try_lab import packets, report, results
 from tests.tries import TrySession
 
 TCP_1000 = ("invoke exec server -- python3 -m nodes.boundaries client --to 127.0.0.1:65432 --send 'Hello, world' "
@@ -52,7 +52,9 @@ def test_tcp_vs_udp_loss_retransmissions_and_an_echo_losing_twice(try_text: TryS
     run = try_text("invoke run tcp-vs-udp-loss --capture")
     assert run.exit == 0, run
     scenario = report(try_text)
-    assert [note for note in scenario["notes"] if "loss 5%" in note], scenario["notes"]
+    page = (results(try_text) / "report.html").read_text()
+    notes = page[page.index("Notes from the hosts"):]
+    assert "loss 5%" in notes and ("iptables" in notes or "netem" in notes), scenario["notes"]
     hosts = scenario["hosts"]
     server, client = hosts["server"]["lan"]["ipv4"], hosts["client"]["lan"]["ipv4"]
     eth0 = packets(try_text, "tcp-vs-udp-loss", "client-eth0.pcap")
