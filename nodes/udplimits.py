@@ -56,7 +56,9 @@ Client result (one JSON object on stdout):
   refused         refusals: datagrams answered by ECONNREFUSED, or null
   silent          refusals: datagrams met with silence, or null
   first_silent    refusals: the number (from 1) of the first one met with silence, or null
-  answers         refusals: one letter per datagram, R refused, . silence, or null
+  rate_after      refusals: refusals per second from that first silence on, or null
+  answers         refusals: one letter per datagram, R refused, r refused too late for its
+                  wait (told at the next send), . silence, ? an answer; or null
   elapsed_ms      the whole attempt
 """
 
@@ -292,21 +294,40 @@ def burst(sock: socket.socket, args: argparse.Namespace, result: dict[str, Any])
 
 
 def refusals(sock: socket.socket, args: argparse.Namespace, result: dict[str, Any]) -> None:
-    """send() --refusals datagrams where nobody listens; after each, wait --wait seconds for ECONNREFUSED."""
+    """send() --refusals datagrams where nobody listens; after each, wait --wait seconds for ECONNREFUSED.
+
+    An error that arrives after its wait is reported by the next call on
+    the socket, the next send(): it is counted for the latest datagram met
+    with silence (marked "r"), and that send() is made again.
+    """
     sock.settimeout(args.wait)
-    answers = ""
+    answers: list[str] = []
+    sent_at: list[float] = []
     for _ in range(args.refusals):
         try:
             sock.send(b"anyone?")
+        except ConnectionRefusedError:  # late: the error of an earlier datagram
+            late = len(answers) - 1 - answers[::-1].index(".") if "." in answers else None
+            if late is not None:
+                answers[late] = "r"
+            sock.send(b"anyone?")
+        sent_at.append(time.monotonic())
+        try:
             sock.recv(MAX_DATAGRAM)  # nothing will arrive; an ICMP error ends the wait as ECONNREFUSED
-            answers += "?"  # a datagram came back after all
+            answers.append("?")  # a datagram came back after all
         except ConnectionRefusedError:
-            answers += "R"
+            answers.append("R")
         except TimeoutError:
-            answers += "."
-    refused, silent = answers.count("R"), answers.count(".")
-    result.update(sent=len(answers), refused=refused, silent=silent, answers=answers,
-                  first_silent=answers.index(".") + 1 if silent else None)
+            answers.append(".")
+    ended = time.monotonic()
+    text = "".join(answers)
+    refused, silent = sum(a in "Rr" for a in answers), text.count(".")
+    first = text.index(".") if silent else None
+    rate = None
+    if first is not None and ended > sent_at[first]:
+        rate = round(sum(a in "Rr" for a in answers[first:]) / (ended - sent_at[first]), 2)
+    result.update(sent=len(answers), refused=refused, silent=silent, answers=text,
+                  first_silent=None if first is None else first + 1, rate_after=rate)
     if refused == len(answers):
         result.update(outcome=Outcome.REFUSED.value, errno="ECONNREFUSED", detail="every datagram was refused")
     elif silent:
@@ -326,7 +347,7 @@ def client(args: argparse.Namespace) -> dict[str, Any]:
         "peer": None, "local": None, "family": None, "size": args.size, "dont_fragment": args.dont_fragment,
         "path_mtu": None, "server_got": None, "sent": 0, "send_errors": 0, "received": None, "lost": None,
         "rcvbuf": None, "rcvbuf_errors": None, "uncounted": None, "refused": None, "silent": None,
-        "first_silent": None, "answers": None,
+        "first_silent": None, "rate_after": None, "answers": None,
     }
     try:
         with connected(args) as sock:

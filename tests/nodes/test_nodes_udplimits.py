@@ -10,7 +10,7 @@ from nodetest import Lab, Server, call_client
 
 KEYS = {"outcome", "errno", "detail", "mode", "target", "peer", "local", "family", "size", "dont_fragment",
         "path_mtu", "server_got", "sent", "send_errors", "received", "lost", "rcvbuf", "rcvbuf_errors", "uncounted",
-        "refused", "silent", "first_silent", "answers", "elapsed_ms"}
+        "refused", "silent", "first_silent", "rate_after", "answers", "elapsed_ms"}
 
 
 def control_port(server: Server) -> int:
@@ -75,6 +75,7 @@ def test_refusals_on_loopback_are_never_rationed(free_port: int) -> None:
     result = call_client("udplimits", "--to", f"127.0.0.1:{free_port}", "--refusals", "30", "--wait", "0.5")
     assert (result["outcome"], result["errno"], result["mode"]) == ("refused", "ECONNREFUSED", "refusals"), result
     assert (result["sent"], result["refused"], result["silent"], result["first_silent"]) == (30, 30, 0, None)
+    assert result["rate_after"] is None
     assert result["answers"] == "R" * 30
 
 
