@@ -30,8 +30,9 @@ from socklab.reports import cohort as class_reports
 from socklab.runner import DEFAULT_JOBS
 
 # Piped into a file or a CI log, tables get room to breathe instead of 80 columns.
-out = Console(width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+# No emoji codes: an IPv6 address such as fd50:c1ab:0:100::2 holds ":100:", which rich would draw as an emoji.
+out = Console(width=None if sys.stdout.isatty() else 120, emoji=False)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 120, emoji=False)
 ALL = "--all"  # invoke has no optional positionals; an unregistered --all arrives as the NAME
 
 def _friendly(body: Callable[..., Any]) -> Callable[..., Any]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from socklab import keys
 from socklab.constants import CATALOGUE_DIR
-from socklab.model import NAME_PATTERN, Check, CommandEnd, Host, Network, Probe, Scenario, Service
+from socklab.model import NAME_PATTERN, SYSCTL_PATTERN, Check, CommandEnd, Host, Network, Probe, Scenario, Service
 
 SCHEMA_FILE = CATALOGUE_DIR / "scenario.schema.json"
 SCHEMA_LINE = "#:schema ./scenario.schema.json"
@@ -46,6 +46,9 @@ _FILES = {"type": "object", "additionalProperties": {"anyOf": [
     {"type": "string"},
     {"type": "object", "properties": {"from": {"type": "string"}, "read_only": {"type": "boolean"}},
      "required": ["from"], "additionalProperties": False}]}}
+_SYSCTLS = {"type": "object", "patternProperties": {f"^{SYSCTL_PATTERN.pattern}$": {"type": ["string", "integer"]}},
+            "additionalProperties": False}
+_FREE_TABLES = {"files": _FILES, "sysctls": _SYSCTLS}  # by model field: what a table of the user's own keys holds
 
 
 def json_schema() -> dict[str, Any]:
@@ -103,8 +106,8 @@ def _property(declared: keys.Declared) -> dict[str, Any]:
     if declared.kind == "tables":
         assert declared.model is not None
         made = {"type": "array", "items": {"$ref": f"#/definitions/{declared.model.__name__}"}}
-    elif declared.key.parse is not None and declared.kind == "free-table":  # files: PATH = PATH or a table
-        made = dict(_FILES)
+    elif declared.field in _FREE_TABLES:  # a table whose own keys are the user's: files, sysctls
+        made = dict(_FREE_TABLES[declared.field])
     elif declared.kind == "named-tables":
         assert declared.model is not None
         made = {"type": "object", "patternProperties": {NAME_PATTERN: {
