@@ -98,3 +98,13 @@ def test_names_may_be_given_as_separate_words_or_with_commas() -> None:
     for args in (("run", "tcp-echo", "nope"), ("run", "tcp-echo,nope")):
         result = invoke(*args, env=NO_ENGINE)
         assert result.returncode == EXIT_BAD_INPUT and "nope: is not a scenario of the catalogue" in result.stderr
+
+
+def test_an_ipv6_address_is_printed_as_written() -> None:
+    """rich reads ":100:" as an emoji code; socklab's consoles must not, or fd50:c1ab:0:100::2 becomes a picture."""
+    import tasks
+
+    for console in (tasks.out, tasks.err):
+        with console.capture() as captured:
+            console.print("fd50:c1ab:0:100::2")
+        assert "fd50:c1ab:0:100::2" in captured.get()
