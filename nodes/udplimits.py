@@ -14,7 +14,7 @@ TCP (``--control-port``, by default the next port number): a control
 channel for ``--burst`` that no full UDP buffer can lose. Told "hold", the server stops reading its UDP
 socket; told "count", it reads what its buffer kept and says how many, and
 how far its host's ``Udp RcvbufErrors`` counter (/proc/net/snmp, and
-``Udp6RcvbufErrors`` for an IPv6 socket) rose.
+``Udp6RcvbufErrors`` for datagrams that came over IPv6) rose.
 
 The client has three lessons, on a connected socket (connect() only fixes
 the peer; it is what lets ICMP errors be reported):
@@ -91,8 +91,9 @@ def main(argv: list[str] | None = None) -> int:
 def rcvbuf_errors() -> int:
     """This host's (this network namespace's) count of datagrams dropped because a receive buffer was full.
 
-    An IPv6 socket's drops (IPv4 datagrams to a dual-stack socket too) are
-    counted apart, as Udp6RcvbufErrors in /proc/net/snmp6: both are added.
+    Datagrams that came over IPv6 are counted apart, as Udp6RcvbufErrors in
+    /proc/net/snmp6 (IPv4 ones to a dual-stack socket count in Udp): both
+    are added.
     """
     count = 0
     with open("/proc/net/snmp") as snmp:
