@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from socklab import catalogue, schema
+from socklab import catalogue, programs, schema
 from tests.helpers import ROOT
 
 README = ROOT / "README.md"
@@ -85,3 +85,10 @@ def test_nothing_cites_a_design_document_the_repository_lacks() -> None:
                and ".tox" not in p.parts and p.is_file() and p != Path(__file__)]
     citing = [str(p.relative_to(ROOT)) for p in tracked if "DESIGN.md" in p.read_text(errors="replace")]
     assert not citing, citing
+
+
+def test_the_readme_names_every_node_program() -> None:
+    """A program a scenario can run is described in the README's table of the programs on the hosts."""
+    section = README.read_text(encoding="utf-8").split("## The programs on the hosts", 1)[1].split("\n## ", 1)[0]
+    described = set(re.findall(r"^\| `(\w+)`", section, re.MULTILINE))
+    assert set(programs.available()) - {"guard"} <= described, "describe each node program in README.md's table"
