@@ -35,6 +35,12 @@ HELLO: dict[str, tuple[tuple[str, ...], str]] = {
     "whoami": ((), "ok"),
     "boundaries": ((), "ok"),
     "peerclose": ((), "closed"),  # the default mode: read, then close; the client's recv sees end of file
+    "oneatatime": ((), "echoed"),
+    "halfclose": ((), "ok"),
+    "nagle": (("--rounds", "3"), "ok"),
+    "keepalive": (("--idle-for", "0.1"), "echoed"),
+    "bindname": ((), "echoed"),
+    "asyncudp": ((), "echoed"),
 }
 STARTS = [(p, extra) for p in SERVERS for extra in variants(p)] + [("app", ("--workers", "2"))]
 
