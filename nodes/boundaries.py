@@ -22,7 +22,7 @@ non-blocking ``send`` always meets a full pipe, never a reader that makes
 room meanwhile. The server answers with one JSON line,
 ``{"received": N, "recv_sizes": [...]}``, and closes.
 
-UDP: each datagram is one ``recvfrom`` result, whatever else is waiting; the
+UDP: each datagram is one ``recvmsg`` result, whatever else is waiting; the
 server answers each one with ``{"size": N, "truncated": bool}`` (a datagram
 longer than the server's ``--bufsize`` is cut, and the rest is lost).
 
@@ -48,7 +48,8 @@ Client result (one JSON object on stdout), keys:
   bytes_sent      payload bytes sent (TCP: without the 8-byte total)
   send_calls      send()/sendto() calls made for the payload
   first_send      what the first send() call returned
-  receives        recv()/recvfrom() calls the server needed for the payload
+  receives        recv()/recvmsg() calls the server needed for the payload
+                  (UDP: datagrams it answered, so far if the answers stopped)
   recv_sizes      their sizes, in order (the first 100)
   bytes_received  payload bytes the server received
   truncated       UDP: datagrams the server received cut short
@@ -256,10 +257,10 @@ def datagrams(args: argparse.Namespace, result: dict[str, Any]) -> None:
         return sizes, truncated, None
 
     sizes, truncated, late = try_each(resolve(args.to, socket.SOCK_DGRAM), exchange, result["attempts"])
-    if late is not None:  # the server answered some datagrams, then no more
-        raise late
     result.update(receives=len(sizes), recv_sizes=sizes[:SHOWN_SIZES], bytes_received=sum(sizes),
                   truncated=truncated, outcome=Outcome.OK.value)
+    if late is not None:  # the server answered some datagrams, then no more: what did arrive stays reported
+        raise late
 
 
 def client(args: argparse.Namespace) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
+import threading
 
 import pytest
 from nodetest import Lab, Server, call_client
@@ -76,3 +77,22 @@ def test_a_client_that_closes_early_is_logged_not_fatal(tcp: Server) -> None:
 def test_usage_errors(lab: Lab) -> None:
     assert lab.run("boundaries", "client", "--proto", "udp", "--to", "127.0.0.1:9", "--nonblocking").returncode == 2
     assert lab.run("boundaries", "client", "--proto", "udp", "--to", "127.0.0.1:9", "--size", "70000").returncode == 2
+
+
+def test_udp_answers_that_stop_midway_are_still_counted() -> None:
+    """A server that answers 3 datagrams of 5, then falls silent: a timeout, with the 3 that did arrive reported."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server:
+        server.bind(("127.0.0.1", 0))
+
+        def answer_three() -> None:
+            for _ in range(3):
+                data, source = server.recvfrom(65535)
+                server.sendto(json.dumps({"size": len(data), "truncated": False}).encode(), source)
+
+        thread = threading.Thread(target=answer_three, daemon=True)
+        thread.start()
+        result = call_client("boundaries", "--proto", "udp", "--to", f"127.0.0.1:{server.getsockname()[1]}",
+                             "--send", "Hello, world", "--count", "5", "--timeout", "1")
+        thread.join(5)
+    assert result["outcome"] == "timeout", result
+    assert result["receives"] == 3 and result["recv_sizes"] == [12, 12, 12] and result["bytes_received"] == 36
