@@ -52,7 +52,8 @@ def commands(address: str, network: str, conditions: LinkConditions) -> list[str
                      for tool in ("iptables", "ip6tables")]
     if tbf:
         fallback.append(f'tc qdisc add dev "$dev" root {tbf}')
-    fallback.append(_say(f"{network}: {describe(conditions)} with iptables statistic and tbf (no sch_netem here)"))
+    tools = " and ".join(name for name, used in (("iptables statistic", conditions.loss), ("tbf", tbf)) if used)
+    fallback.append(_say(f"{network}: {describe(conditions)} with {tools} (no sch_netem here)"))
 
     return [
         f"dev=$(ip -o addr show to {shlex.quote(address)} | cut -d' ' -f2)",

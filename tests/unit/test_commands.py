@@ -97,6 +97,13 @@ def test_impairments_use_netem_and_fall_back_to_the_firewall_and_tbf() -> None:
     assert "netem loss 20%" in netem and "parent 1: handle 2: tbf rate 5mbit" in netem
     assert "iptables -A INPUT" in fallback and "--probability 0.2 -j DROP" in fallback
     assert "ip6tables" in fallback and "root tbf rate 5mbit" in fallback
+    assert "with iptables statistic and tbf" in fallback
+
+
+def test_the_note_names_only_the_tools_used() -> None:
+    """Loss alone is the firewall's work; the note must not claim a tbf that was never added."""
+    fallback = "\n".join(impairments.commands("198.18.0.2", "lan", LinkConditions(loss=0.05))).split("\nelse\n")[1]
+    assert "with iptables statistic (no sch_netem here)" in fallback and "tbf" not in fallback
 
 
 def test_delay_without_netem_fails_loudly() -> None:
