@@ -20,8 +20,10 @@ The client makes the steps given, in order, and stops at the first that
 fails: ``send`` (one send of the text), ``recv`` (one recv: data, end of
 file, or an error) and ``wait`` (until the peer's RST has arrived, read from
 the kernel's TCP_INFO on Linux; a short pause elsewhere). Writing after the
-peer closed succeeds once: the bytes go out, and the peer's kernel, which
-has no socket for them any more, answers with a RST. The next write fails
+peer closed succeeds once: the bytes go out, and the peer's kernel answers
+with a RST. It still keeps its end of the connection (in FIN-WAIT-2 once its
+FIN is acknowledged), but no program holds it, and close() gave up reading
+too: data that nobody can ever read is refused with a RST. The next write fails
 with EPIPE (broken pipe; Python ignores SIGPIPE, so it is an exception, not
 the end of the process).
 

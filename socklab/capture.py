@@ -5,10 +5,13 @@ scenario's capture records each interface to its own pcap. tcpdump runs as
 root (it keeps root rather than switching to its own user, which would need
 a capability lab hosts do not have) and writes where root may write. It runs
 in immediate mode: libpcap otherwise hands packets over in blocks up to a
-second late, and an interrupted tcpdump drops the pending block. The
-start script returns only once every tcpdump says it is listening, so no
-packet of the lesson is missed; the stop script interrupts them (tcpdump
-then flushes and exits) and waits until they are gone.
+second late, and an interrupted tcpdump drops the pending block. Its kernel
+buffer is 8 MiB instead of 2: a lab making hundreds of connections while
+tcpdump waits for a CPU otherwise loses packets (what it lost, it says in its
+log as "dropped by kernel"). The start script returns only once every
+tcpdump says it is listening, so no packet of the lesson is missed; the stop
+script interrupts them (tcpdump then flushes and exits) and waits until they
+are gone.
 
 Each file is a classic pcap of link type Ethernet (1), ``lo`` included
 (Linux shows loopback as Ethernet with zero addresses); ``invoke capture``'s
@@ -21,13 +24,15 @@ from __future__ import annotations
 
 CAPTURE_DIR = "/var/lib/socklab/capture"
 LIVE_PIDFILE = "/var/lib/socklab/live-capture.pid"
+BUFFER_KIB = 8192  # the kernel's capture buffer: tcpdump starved of CPU (a busy lab on two cores) keeps up
 START_LIMIT_TICKS = 500  # polls of 10 ms each: tcpdump normally listens within a few
 
 START = f"""
 set -e
 mkdir -p {CAPTURE_DIR}
 for dev in $(ls /sys/class/net); do
-    tcpdump -i "$dev" -n -U --immediate-mode -Z root -w "{CAPTURE_DIR}/$dev.pcap" >"{CAPTURE_DIR}/$dev.log" 2>&1 &
+    tcpdump -i "$dev" -n -U --immediate-mode -B {BUFFER_KIB} -Z root -w "{CAPTURE_DIR}/$dev.pcap" \
+        >"{CAPTURE_DIR}/$dev.log" 2>&1 &
     echo $! >"{CAPTURE_DIR}/$dev.pid"
 done
 for dev in $(ls /sys/class/net); do

@@ -48,7 +48,8 @@ _FILES = {"type": "object", "additionalProperties": {"anyOf": [
      "required": ["from"], "additionalProperties": False}]}}
 _SYSCTLS = {"type": "object", "patternProperties": {f"^{SYSCTL_PATTERN.pattern}$": {"type": ["string", "integer"]}},
             "additionalProperties": False}
-_FREE_TABLES = {"files": _FILES, "sysctls": _SYSCTLS}  # by model field: what a table of the user's own keys holds
+# By model field: what a table whose keys are the user's own holds.
+_FREE_TABLES: dict[str, dict[str, Any]] = {"files": _FILES, "sysctls": _SYSCTLS}
 
 
 def json_schema() -> dict[str, Any]:

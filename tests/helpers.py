@@ -32,6 +32,7 @@ TESTS = ROOT / "tests"
 REQUIRE_DOCKER = bool(os.environ.get("CI") or os.environ.get("SOCKLAB_REQUIRE_DOCKER"))
 
 RUN_PREFIX = "tests-"  # the owner of a test run's labs starts so
+KILLED_REQUESTS_SETTLE = 2.0  # seconds an engine may take to finish what a killed process asked of it
 ANYONE = ""  # as ``owner``: resources of every owner, for ``exclusive`` tests only
 
 
@@ -138,15 +139,18 @@ def owned(owner: str, api: docker.APIClient | None = None) -> list[str]:
     return labelled(owner=owner, api=api)
 
 
-def _sweep(select: Callable[[docker.APIClient], list[Resource]], patience: float) -> None:
-    """Remove what ``select`` finds until it finds nothing, or ``patience`` seconds have gone.
+def _sweep(select: Callable[[docker.APIClient], list[Resource]], patience: float, settle: float = 0.0) -> None:
+    """Remove what ``select`` finds until it has found nothing for ``settle`` seconds, or ``patience`` have gone.
 
     A lab's own teardown may be removing the same resources at the same time,
     so "already gone" and "removal in progress" are both fine: the sweep
-    repeats until nothing is found.
+    repeats until nothing is found. A process killed while it was making a lab
+    may have left a request with the engine that completes after the kill (a
+    network appears a moment later): ``settle`` watches that long for one.
     """
     api = engine_api()
     deadline = time.monotonic() + patience
+    quiet_since: float | None = None
     removals: dict[str, Callable[[str], Any]] = {
         "container": lambda ref: api.remove_container(ref, force=True, v=True),
         "network": api.remove_network,
@@ -158,7 +162,12 @@ def _sweep(select: Callable[[docker.APIClient], list[Resource]], patience: float
             for resource in (r for r in found if r.kind == kind):
                 with contextlib.suppress(docker.errors.APIError):
                     removals[kind](resource.ref)
-        if not select(api) or time.monotonic() > deadline:
+        now = time.monotonic()
+        if select(api):
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now
+        if (quiet_since is not None and now - quiet_since >= settle) or now > deadline:
             return
         time.sleep(0.2)
 
@@ -172,7 +181,7 @@ def remove_labelled(*labels: str, patience: float = 60) -> None:
     """
     mine = owner()
     this_run()  # refuses an owner that is no test's (a person's own labs)
-    _sweep(lambda api: resources(*labels, owner=mine, api=api), patience)
+    _sweep(lambda api: resources(*labels, owner=mine, api=api), patience, settle=KILLED_REQUESTS_SETTLE)
 
 
 def remove_owned(owner: str, patience: float = 60) -> None:

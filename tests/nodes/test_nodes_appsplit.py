@@ -110,7 +110,9 @@ def test_the_header_really_arrives_in_pieces(lab: Lab, listener: socket.socket) 
     result = appsplit(lab, "--to", target(listener), "--case", "header-bytewise", "--pause", "0.02")
     thread.join(5)
     assert b"".join(chunks) == search_request("morpheus")
-    assert len(chunks) > 50 and max(len(chunk) for chunk in chunks[:-1]) <= 2  # a byte, seldom two, per recv
+    # A byte per recv, as a rule: on a busy machine the reader may wake late and find two or three waiting.
+    sizes = sorted(len(chunk) for chunk in chunks[:-1])
+    assert len(chunks) > 50 and sizes[len(sizes) // 2] == 1, sizes
     assert result["outcome"] == "ok" and result["result"] == "morpheus"
 
 
