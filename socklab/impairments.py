@@ -5,6 +5,14 @@ does not, loss falls back to the firewall's ``statistic`` match (a random
 drop of arriving packets) and rate to ``tbf``; delay has no fallback, so it
 fails loudly instead of being silently ignored. Each host says on stdout
 which mechanism it used, and the report keeps that line.
+
+A packet, to the kernel, is not always a packet on the wire: a sender hands
+a virtual link TCP segments of up to 64 KiB (TSO and GSO, cut into wire-sized
+frames only where a real card would), so a loss of 5% would drop 5% of 64 KiB
+bursts, and a 1 MB transfer would cross in a score of packets, often losing
+none. Each host's interface on an impaired network therefore sends frames no
+bigger than its MTU (``gso_max_size``), and a loss rate counts the packets a
+real link would carry.
 """
 
 from __future__ import annotations
@@ -57,6 +65,7 @@ def commands(address: str, network: str, conditions: LinkConditions) -> list[str
 
     return [
         f"dev=$(ip -o addr show to {shlex.quote(address)} | cut -d' ' -f2)",
+        'ip link set dev "$dev" gso_max_size "$(cat /sys/class/net/$dev/mtu)"',
         f'if tc qdisc add dev "$dev" root handle 1: {netem} 2>/dev/null; then',
         *(f"    {line}" for line in with_netem),
         "else",

@@ -56,10 +56,21 @@ def test_tcp_vs_udp_loss_retransmissions_and_an_echo_losing_twice(try_text: TryS
     notes = page[page.index("Notes from the hosts"):]
     assert "loss 5%" in notes and ("iptables" in notes or "netem" in notes), scenario["notes"]
     hosts = scenario["hosts"]
-    server, client = hosts["server"]["lan"]["ipv4"], hosts["client"]["lan"]["ipv4"]
-    eth0 = packets(try_text, "tcp-vs-udp-loss", "client-eth0.pcap")
+    retransmitted, duplicate_acks = _tcp_losses(packets(try_text, "tcp-vs-udp-loss", "client-eth0.pcap"),
+                                                hosts["server"]["lan"]["ipv4"], hosts["client"]["lan"]["ipv4"])
+    assert retransmitted, "no TCP segment was sent again"
+    assert duplicate_acks, "no duplicate ACK"
+
+    up = try_text("invoke up tcp-vs-udp-loss")
+    assert up.exit == 0, up
+    echoed = try_text(UDP_ECHO_1000).json()
+    assert echoed["sent"] == 1000 and 0.05 <= echoed["loss"] <= 0.16, echoed
+
+
+def _tcp_losses(eth0: list[str], server: str, client: str) -> tuple[list[str], list[str]]:
+    """The client's data segments sent again (starting below what the connection already sent), its duplicate ACKs."""
     retransmitted: list[str] = []
-    highest: dict[str, int] = {}  # a data segment starting below what its connection already sent
+    highest: dict[str, int] = {}
     for line in eth0:
         found = SEGMENT.search(line)
         if found and found.group(3) == server and found.group(4) == "65432" and found.group(8) != "0":
@@ -67,15 +78,9 @@ def test_tcp_vs_udp_loss_retransmissions_and_an_echo_losing_twice(try_text: TryS
             if start < highest.get(port, 0):
                 retransmitted.append(line)
             highest[port] = max(end, highest.get(port, 0))
-    assert retransmitted, "no TCP segment was sent again"
     acks = [line.split(" ack ")[1].split(",")[0] for line in eth0
             if f" IP {server}.65432 > {client}." in line and line.endswith("length 0") and " ack " in line]
-    assert [a for a, b in zip(acks, acks[1:], strict=False) if a == b], "no duplicate ACK"
-
-    up = try_text("invoke up tcp-vs-udp-loss")
-    assert up.exit == 0, up
-    echoed = try_text(UDP_ECHO_1000).json()
-    assert echoed["sent"] == 1000 and 0.05 <= echoed["loss"] <= 0.16, echoed
+    return retransmitted, [a for a, b in zip(acks, acks[1:], strict=False) if a == b]
 
 
 @pytest.mark.tries("udp-echo", "invoke run udp-echo --capture")

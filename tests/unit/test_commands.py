@@ -100,6 +100,14 @@ def test_impairments_use_netem_and_fall_back_to_the_firewall_and_tbf() -> None:
     assert "with iptables statistic and tbf" in fallback
 
 
+def test_an_impaired_interface_sends_wire_sized_frames() -> None:
+    """Loss counts packets: 64 KiB GSO segments would make a 1 MB transfer a score of packets, often none lost."""
+    lines = impairments.commands("198.18.0.2", "lan", LinkConditions(loss=0.05))
+    gso = next(i for i, line in enumerate(lines) if "gso_max_size" in line)
+    assert lines[gso] == 'ip link set dev "$dev" gso_max_size "$(cat /sys/class/net/$dev/mtu)"'
+    assert gso < next(i for i, line in enumerate(lines) if line.startswith("if tc qdisc"))
+
+
 def test_the_note_names_only_the_tools_used() -> None:
     """Loss alone is the firewall's work; the note must not claim a tbf that was never added."""
     fallback = "\n".join(impairments.commands("198.18.0.2", "lan", LinkConditions(loss=0.05))).split("\nelse\n")[1]
