@@ -2,7 +2,7 @@
 
 A run with ``--capture`` records each interface of each host to a pcap of
 its own (``socklab.capture``); report.html draws, for every check, the
-packets its attempt put on the wire (``socklab.ladder``). This module only
+packets its attempt put on the wire (``socklab.attribution``, ``socklab.ladder``). This module only
 decodes: each frame becomes a ``Packet`` that says when it was seen, on
 which capture, between which addresses and ports, with which TCP flags,
 sequence numbers and payload length, and for an ICMP error the flow of the

@@ -33,7 +33,7 @@ def make_check(lab: Lab, check: Check) -> list[CheckResult]:
     """Make the check's attempt from each of its hosts, side by side, and judge each."""
 
     def attempt(host: str) -> CheckResult:
-        started = time.time()  # the wall clock, as the hosts' captures stamp their packets (socklab.ladder)
+        started = time.time()  # the wall clock, as the hosts' captures stamp their packets (socklab.attribution)
         if isinstance(check.action, Probe):
             seen = lab.probe(host, check.action, user=check.user)
         else:

@@ -443,7 +443,7 @@ def topology_svg(hosts: Hosts, caption: str = "") -> str:
 # -- packets on the wire: a ladder per check ------------------------------------
 #
 # With captures, each check shows the packets its attempt put on the wire
-# (socklab.ladder finds them): a vertical line per host, an arrow per packet
+# (socklab.attribution finds them): a vertical line per host, an arrow per packet
 # from its sender to its receiver, top to bottom in time, the time since the
 # first packet on the left. Each arrow has its label above it (flags and
 # length, the ICMP message) and a detail line below (ports and relative
