@@ -13,7 +13,7 @@ TCP_1000 = ("invoke exec server -- python3 -m nodes.boundaries client --to 127.0
             "--count 1000")
 UDP_1000 = ("invoke exec server -- python3 -m nodes.boundaries client --proto udp --to 127.0.0.1:65432 "
             "--send 'Hello, world' --count 1000")
-UDP_ECHO_1000 = "invoke exec client -- python3 -m nodes.udpecho client --to server:65433 --count 1000"
+UDP_ECHO_1000 = "invoke exec client -- python3 -m nodes.udpecho client --to server:65433 --count 1000 --interval 0.005"
 SEGMENT = re.compile(r" IP (\S+)\.(\d+) > (\S+)\.(\d+): Flags \[([^\]]*)\], seq (\d+):(\d+),.* length (\d+)")
 
 
