@@ -81,6 +81,7 @@ def setup_(c: Context, no_build: bool = False) -> None:
 
 
 SCENARIOS_HELP = "a folder of scenario files to use as the catalogue (default: $SOCKLAB_SCENARIOS, else socklab's)"
+LAB_HELP = "which lab (default: the one of your own that has the host; see `labs`)"
 
 
 @task(name="list", help={"scenarios": SCENARIOS_HELP})
@@ -229,7 +230,7 @@ def labs(c: Context) -> None:
     console.print_labs(out, api.labs())
 
 
-@task(help={"host": "a host of the running lab", "lab": "which lab, if several are up",
+@task(help={"host": "a host of the running lab", "lab": LAB_HELP,
             "root": "be root on the host (for tcpdump, iptables, tc) instead of the lab user"})
 @_friendly
 def shell(c: Context, host: str, lab: str = "", root: bool = False) -> None:
@@ -237,11 +238,11 @@ def shell(c: Context, host: str, lab: str = "", root: bool = False) -> None:
     raise Exit(code=api.shell(host, lab_id=lab or None, user="root" if root else "lab"))
 
 
-@task(name="exec", help={"host": "a host of the running lab", "lab": "which lab, if several are up",
+@task(name="exec", help={"host": "a host of the running lab", "lab": LAB_HELP,
                          "root": "run as root instead of the lab user"})
 @_friendly
 def exec_(c: Context, host: str, lab: str = "", root: bool = False) -> None:
-    """Run the command after `--` on a host of a running lab: invoke exec client -- ip address
+    """Run the command after `--` on a host of a running lab of yours: invoke exec client -- ip address
 
     Several words after `--` are the program and its arguments, exactly as
     typed (quotes kept); a single word is a command line for the host's shell
@@ -269,14 +270,14 @@ def _after_dashes(c: Context) -> list[str]:
 
 @task(help={"source": "what to copy: a local path, or HOST:PATH on a host of the running lab",
             "target": "where to: HOST:PATH, or a local path (an existing folder: into it)",
-            "lab": "which lab, if several are up"})
+            "lab": LAB_HELP})
 @_friendly
 def cp(c: Context, source: str, target: str, lab: str = "") -> None:
     """Copy a file or folder to or from a host of a running lab: invoke cp app server:/lab/app"""
     out.print(escape(api.copy(source, target, lab_id=lab or None)), highlight=False)
 
 
-@task(name="capture", help={"host": "a host of the running lab", "lab": "which lab, if several are up",
+@task(name="capture", help={"host": "a host of the running lab", "lab": LAB_HELP,
                             "interface": "interface to record: any (default), lo, eth0 ...",
                             "output": "pcap file to write (default: results/capture-HOST-TIME.pcap)"})
 @_friendly

@@ -134,6 +134,28 @@ def test_two_owners_on_one_engine_each_clean_their_own_labs_only(engine_client, 
         remove_owned(someone)
 
 
+def test_exec_without_a_lab_finds_the_host_in_the_callers_own_lab(engine_client, lab_owner: str) -> None:
+    """Two owners' labs both have a ``client``: each one's ``invoke exec client`` lands in its own, not the other's."""
+    someone = foreign_owner()
+    try:
+        mine, theirs = lab_up("lan-interface"), lab_up("lan-interface", env={OWNER_ENV: someone})
+        for owner_env, lab in (({}, mine), ({OWNER_ENV: someone}, theirs)):
+            name = invoke("exec", "client", "--", "cat /etc/hostname", env=owner_env)
+            assert name.returncode == 0 and name.stdout.strip() == "client", name.stderr
+            # each lab has subnets of its own: the host's routes say which lab it is in
+            routes = invoke("exec", "client", "--", "ip -o route", env=owner_env)
+            there = invoke("exec", "client", "--lab", lab, "--", "ip -o route", env=owner_env)
+            assert routes.returncode == 0 and routes.stdout == there.stdout, routes.stderr
+        assert invoke("exec", "client", "--", "ip -o route").stdout != invoke(
+            "exec", "client", "--", "ip -o route", env={OWNER_ENV: someone}).stdout, "two labs, two subnets"
+        gone = invoke("down", "--lab", mine)
+        assert gone.returncode == EXIT_OK, gone.stderr
+        alone = invoke("exec", "client", "--", "true")  # only the other owner's lab has a client now
+        assert alone.returncode == EXIT_BAD_INPUT and "any running lab of yours" in alone.stderr, alone.stderr
+    finally:
+        remove_owned(someone)
+
+
 def test_exec_without_a_running_lab_is_a_clear_error(engine_client) -> None:
     result = invoke("exec", "ghost", "--lab", "no-such-lab", "--", "true")
     assert result.returncode == EXIT_BAD_INPUT
