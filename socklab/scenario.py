@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from nodes.endpoints import parse_endpoint
-from socklab import keys, programs, refs
+from socklab import families, keys, programs, refs
 from socklab.errors import Problem, ScenarioError
 from socklab.model import (
     FILES_LIMIT,
@@ -320,7 +320,8 @@ class _Reader:
         self.check_subnets(values["networks"])
         self.unique("services", [s.name for s in values["services"]], "give each service its own name")
         self.unique("checks", [c.name for c in values["checks"]], "give each check its own name")
-        return Scenario(**values, path=self.path)
+        loaded = Scenario(**values, path=self.path)
+        return loaded if self.problems else families.lean(loaded, families.explicit(data))
 
     # -- rules across keys, one small function per table ---------------------
 
