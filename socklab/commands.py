@@ -48,6 +48,14 @@ def words(run: Run, render: Render) -> list[str]:
     return ["sh", "-c", render(run.text)]
 
 
+def limit_of(argv: Sequence[str]) -> float:
+    """How long a command may take in all: its ``timeout``'s limit and grace (``bounded``), or COMMAND_LIMIT."""
+    words = list(argv)
+    if words[:2] == ["timeout", "-k"] and len(words) > 3:
+        return float(words[2]) + float(words[3])
+    return COMMAND_LIMIT
+
+
 def placed(argv: list[str], render: Render, cwd: str | None = None, env: dict[str, str] | None = None) -> list[str]:
     """``argv`` run in ``cwd`` with ``env`` added (coreutils ``env -C``), or as it is if neither is asked for."""
     if cwd is None and not env:
@@ -89,12 +97,15 @@ def service_files(service: Service) -> tuple[str, str, str]:
             f"{LAB_HOME}/run/{service.name}.exit")
 
 
-def service_argv(service: Service, render: Render, ready_limit: float = READY_LIMIT) -> list[str]:
-    """Start ``service`` in the background, then wait until it is ready.
+def service_steps(service: Service, render: Render,
+                  ready_limit: float = READY_LIMIT) -> tuple[list[str], list[str] | None]:
+    """Start ``service`` in the background; then (if it has a readiness condition) wait until it is ready.
 
-    The background part has its output redirected away from the exec, so the
-    exec ends when the readiness wait does, while the service lives on. Its
-    exit status, if it ever exits, is written next to its pid.
+    The background part has its output redirected away from the command
+    that starts it, so that command ends at once while the service lives
+    on. Its exit status, if it ever exits, is written next to its pid. The
+    wait is a command of its own, for a host's agent to run in its own
+    Python (``socklab.agents``); ``service_argv`` makes both one exec.
     """
     log, pid, status = service_files(service)
     argv = words(service.command, render)
@@ -111,11 +122,17 @@ def service_argv(service: Service, render: Render, ready_limit: float = READY_LI
     start = (f"( {guard}{command} >>{log} 2>&1 </dev/null & echo $! >{pid}; wait $!; echo $? >{status} ) "
              f">/dev/null 2>&1 </dev/null &")
     if service.ready is None:
-        return ["sh", "-c", start]
+        return ["sh", "-c", start], None
     wait = ready_argv(render(service.ready), ready_limit, pid=pid, log=log)
     if service.user == GRADED_USER:  # the readiness check is the lab's, as for any other service
         wait = ["setpriv", f"--reuid={LAB_USER}", f"--regid={LAB_USER}", "--init-groups", "--", *wait]
-    return ["sh", "-c", f"{start}\nexec {shlex.join(wait)}"]
+    return ["sh", "-c", start], wait
+
+
+def service_argv(service: Service, render: Render, ready_limit: float = READY_LIMIT) -> list[str]:
+    """``service_steps`` as one command line: start the service, then wait on the host until it is ready."""
+    (_, _, start), wait = service_steps(service, render, ready_limit)
+    return ["sh", "-c", f"{start}\nexec {shlex.join(wait)}" if wait else start]
 
 
 def exec_user(service: Service) -> str:

@@ -16,14 +16,16 @@ import contextlib
 import json
 import secrets
 import shlex
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from socklab import capture, commands, events, preparation, programs
+from socklab import agents, capture, commands, events, preparation, programs
 from socklab.addressing import AddressBook
+from socklab.agents import AgentGone, HostAgent
 from socklab.backend import Backend, ExecResult, HostHandle, HostInfo
 from socklab.concurrency import parallel_map
 from socklab.constants import LAB_HOME, LAB_USER
@@ -40,11 +42,12 @@ REMOVAL_SETTLES = 3.0  # s the engine may take, after killing a host's commands,
 OUTPUT_KEPT = 4000  # characters of a command's output an Observation keeps (the end, where errors are)
 
 
-def observe(result: ExecResult, argv: Sequence[str]) -> Observation:
+def observe(result: ExecResult, argv: Sequence[str], via: str = "exec") -> Observation:
     """Read a client program's one JSON line; a program that reported nothing is an error, never a guess.
 
     What it printed and its exit status are kept either way: a command of the
     user's own is judged by them (``CommandEnd``), not by a JSON result.
+    ``via`` says how it reached its host (``Observation.via``).
     """
     command = shlex.join(argv[argv.index("python3"):] if "python3" in argv else _unbounded(argv))
     stdout, stderr = result.stdout[-OUTPUT_KEPT:], result.stderr[-OUTPUT_KEPT:]
@@ -55,7 +58,7 @@ def observe(result: ExecResult, argv: Sequence[str]) -> Observation:
             continue
         if isinstance(evidence, dict) and "outcome" in evidence:
             return Observation(str(evidence["outcome"]), evidence, "", command, exit_code=result.exit_code,
-                               stdout=stdout, stderr=stderr)
+                               stdout=stdout, stderr=stderr, via=via)
     if result.exit_code == TIMED_OUT:
         reason = "the program overran its time limit and was stopped"
     elif result.exit_code == NOT_FOUND:
@@ -64,7 +67,7 @@ def observe(result: ExecResult, argv: Sequence[str]) -> Observation:
         reason = "the program reported no result"  # its exit status is in the evidence
     said = result.stderr.strip()[-800:]
     return Observation("error", {"exit_code": result.exit_code}, f"{reason}{': ' + said if said else ''}",
-                       command, reported=False, exit_code=result.exit_code, stdout=stdout, stderr=stderr)
+                       command, reported=False, exit_code=result.exit_code, stdout=stdout, stderr=stderr, via=via)
 
 
 def _unbounded(argv: Sequence[str]) -> list[str]:
@@ -75,12 +78,15 @@ def _unbounded(argv: Sequence[str]) -> list[str]:
 
 class Lab:
     def __init__(self, backend: Backend, lab_id: str, networks: Mapping[str, Network], hosts: Mapping[str, Host],
-                 infos: Mapping[str, HostInfo], prepared: Mapping[str, preparation.Prepared] | None = None) -> None:
+                 infos: Mapping[str, HostInfo], prepared: Mapping[str, preparation.Prepared] | None = None,
+                 host_agents: Mapping[str, HostAgent] | None = None) -> None:
         self.backend, self.id = backend, lab_id
         self.networks, self.hosts, self.infos = dict(networks), dict(hosts), dict(infos)
         prepared = prepared or {}
         self.notes = sorted(note for host in prepared.values() for note in host.notes)  # which impairment, say
         self.book = AddressBook(infos, {host: found.links for host, found in prepared.items()})
+        self.agents = dict(host_agents or {})  # by host: the lab user's checks go through them (socklab.agents)
+        self._noting = threading.Lock()
 
     @classmethod
     @contextlib.contextmanager
@@ -109,10 +115,16 @@ class Lab:
         after its lab was removed; an image build comes before, and a signal
         stops it. Teardown goes by the lab's label, so it also removes what a
         creation cut short by an error left half made.
+
+        Each host's resident agent (``socklab.agents``) starts once the host
+        is ready, unless ``$SOCKLAB_AGENT`` is ``off``; it goes when the lab
+        does, or when this process ends (a kept lab's checks from another
+        process go by exec).
         """
         guard = interruptions or Interruptions()
         lab_id = f"{name}-{secrets.token_hex(3)}"
         kept = False
+        host_agents: dict[str, HostAgent] = {}
         try:
             guard.checkpoint()
             listener(events.PhaseStarted(name, "hosts"))
@@ -126,10 +138,12 @@ class Lab:
                 prepared[host] = preparation.install(backend, info, hosts[host], dict(networks), nodes)
                 if copies[host]:  # after the script, which refuses a host lacking what it needs
                     put(backend, info.handle, copies[host])
+                if agents.enabled():  # it starts while other hosts still do; nothing waits for it here
+                    host_agents[host] = HostAgent.start(backend, info.handle)
 
             with guard.holding():  # a signal now could leave a host being created after the teardown
                 infos = backend.create_lab(lab_id, name, networks.values(), hosts.values(), on_started=get_ready)
-            lab = cls(backend, lab_id, networks, hosts, infos, prepared)
+            lab = cls(backend, lab_id, networks, hosts, infos, prepared, host_agents)
             guard.checkpoint()
             listener(events.PhaseStarted(name, "setup"))
             with guard.holding():
@@ -138,6 +152,8 @@ class Lab:
             yield lab
             kept = keep
         finally:
+            for agent in host_agents.values():
+                agent.close()
             if not kept:
                 listener(events.PhaseStarted(name, "teardown"))
                 with guard.holding():
@@ -251,11 +267,32 @@ class Lab:
         ``invoke down`` from another terminal) reports nothing; blaming the
         check would mislead, so that case raises ``EnvironmentProblem``.
         """
-        result = self.exec(host, argv, user=user)
-        seen = observe(result, argv)
+        result, via = self._execute(host, argv, user)
+        seen = observe(result, argv, via)
         if not seen.reported or result.exit_code in CUT_SHORT:
             self._require_host(host, result)
         return seen
+
+    def _execute(self, host: str, argv: Sequence[str], user: str) -> tuple[ExecResult, str]:
+        """Run a check's command through the host's agent if it can (the lab user's), else by an exec of its own.
+
+        Returns the result and which way it went (``"agent"`` or ``"exec"``).
+        An agent that stops serving leaves its host to exec from then on, and
+        the lab's notes say so once, with why; a command it was running is
+        made again by exec.
+        """
+        agent = self.agents.get(host)
+        if agent is not None and user == LAB_USER:
+            try:
+                return agent.run(argv, commands.limit_of(argv)), "agent"
+            except AgentGone as exc:
+                self._note(f"{host}: checks went by `docker exec` from then on, as its agent stopped serving: {exc}")
+        return self.exec(host, argv, user=user), "exec"
+
+    def _note(self, note: str) -> None:
+        with self._noting:
+            if note not in self.notes:
+                self.notes.append(note)
 
     def _require_host(self, host: str, failed: ExecResult) -> None:
         """Raise EnvironmentProblem if the command ``failed`` because ``host`` was removed under the run.
@@ -281,7 +318,14 @@ class Lab:
     def start_service(self, service: Service) -> ServiceResult:
         """Start a background program and wait, on its host, until it is ready."""
         render = lambda text: self.render(text, service.host)  # noqa: E731
-        result = self.exec(service.host, commands.service_argv(service, render), user=commands.exec_user(service))
+        user = commands.exec_user(service)
+        if user == LAB_USER and service.host in self.agents:  # two quick requests to its agent rather than one exec
+            start, wait = commands.service_steps(service, render)
+            result, _ = self._execute(service.host, start, user)
+            if result.ok and wait:
+                result, _ = self._execute(service.host, wait, user)
+        else:
+            result = self.exec(service.host, commands.service_argv(service, render), user=user)
         outcome = ServiceResult(service.name, service.host, str(service.command), ready=result.ok)
         if not result.ok:
             self._require_host(service.host, result)
@@ -328,7 +372,7 @@ class Lab:
         For a server that something other than the lab started; raise LabError if it is not ready in time.
         """
         argv = commands.ready_argv(self.render(condition, host), timeout)
-        result = self.exec(host, argv, user=user)
+        result, _ = self._execute(host, argv, user)
         if not result.ok:
             self._require_host(host, result)
             raise LabError(f"{host}: {(result.stderr or result.stdout).strip() or 'not ready'}")

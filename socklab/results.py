@@ -74,6 +74,8 @@ class Observation:
     exit_code: int | None = None
     stdout: str = field(default="", repr=False)  # the end of what it printed, for a command judged by its output
     stderr: str = field(default="", repr=False)
+    via: str = "exec"
+    """How the command reached its host: ``agent`` (the host's resident agent) or ``exec`` (an exec of its own)."""
 
     def __str__(self) -> str:
         facts = evidence_facts(self.evidence)
@@ -98,6 +100,7 @@ class CheckResult:
     unmet: list[str] = field(default_factory=list)  # claims about the evidence that did not hold
     started_at: float = 0.0  # wall clock (seconds since the epoch) when the attempt's command was started; 0: not run
     ended_at: float = 0.0  # and when it returned: with the client's endpoints, what finds its packets in a capture
+    via: str = ""  # how the attempt reached its host (``Observation.via``); "" if it was not made
 
     @property
     def passed(self) -> bool:

@@ -40,7 +40,7 @@ def make_check(lab: Lab, check: Check) -> list[CheckResult]:
             seen = lab.run(host, check.action, user=check.user, limit=check.limit, cwd=check.cwd, env=check.env)
         ended = time.time()
         judged = verdicts.judge(check, host, seen, lambda text: lab.render(text, host))
-        judged.started_at, judged.ended_at = started, ended
+        judged.started_at, judged.ended_at, judged.via = started, ended, seen.via
         return judged
 
     return parallel_map(attempt, check.hosts)
@@ -81,6 +81,7 @@ def run_scenario(
             result.implementations = {s.role: s.source for s in plan.submissions} if plan else {}
             with Lab.open(backend, scenario.name, scenario.networks, scenario.hosts, interruptions=guard,
                           listener=clock, files=scenario.files) as lab:
+                # the lab's own list of notes: it may note more as checks run (a host's agent that stopped)
                 result.lab_id, result.hosts, result.notes = lab.id, lab.addresses(), lab.notes
                 if capture:
                     lab.start_capture()

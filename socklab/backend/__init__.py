@@ -8,6 +8,7 @@ beside it.
 
 from socklab.backend.base import (
     Backend,
+    Channel,
     ExecResult,
     HostHandle,
     HostInfo,
@@ -18,5 +19,5 @@ from socklab.backend.base import (
     PathInfo,
 )
 
-__all__ = ["Backend", "ExecResult", "HostHandle", "HostInfo", "ImageProblem", "Interface", "LabSummary",
+__all__ = ["Backend", "Channel", "ExecResult", "HostHandle", "HostInfo", "ImageProblem", "Interface", "LabSummary",
            "MissingPath", "PathInfo"]

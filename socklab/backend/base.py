@@ -89,6 +89,19 @@ class MissingPath(SocklabError):
 Progress = Callable[[str], None]
 
 
+class Channel(Protocol):
+    """A command's standard input and output, held open: how a host's resident agent is reached (socklab.agents)."""
+
+    def send(self, data: bytes) -> None:
+        """Write to the command's standard input; safe from several threads at once. OSError if it is gone."""
+
+    def receive(self) -> Iterator[bytes]:
+        """What the command writes on its standard output, as it comes, until it ends or the channel is closed."""
+
+    def close(self) -> None:
+        """End the command's standard input and let go of the channel; a ``receive`` under way ends."""
+
+
 class Backend(Protocol):
     def ensure_image(self, progress: Progress) -> str:
         """Make sure the node image exists (building it if needed); return its name."""
@@ -121,6 +134,9 @@ class Backend(Protocol):
         ``stdin`` is bytes, or a file (a pipe, say) passed on as it is read,
         until it ends or the command does (``invoke exec`` forwards its own).
         """
+
+    def attach(self, handle: HostHandle, argv: Sequence[str], *, user: str) -> Channel:
+        """Start a command on a host and hold its standard input and output open (``Channel``) until closed."""
 
     def stream(self, handle: HostHandle, argv: Sequence[str], *, user: str) -> Iterator[bytes]:
         """Run a command on a host and yield its standard output as it comes, until it exits."""

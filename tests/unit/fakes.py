@@ -15,10 +15,21 @@ from __future__ import annotations
 import inspect
 import json
 import posixpath
+import queue
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from socklab.backend import Backend, ExecResult, HostHandle, HostInfo, Interface, LabSummary, MissingPath, PathInfo
+from socklab.backend import (
+    Backend,
+    Channel,
+    ExecResult,
+    HostHandle,
+    HostInfo,
+    Interface,
+    LabSummary,
+    MissingPath,
+    PathInfo,
+)
 from socklab.backend.base import Progress
 from socklab.errors import SocklabError
 from socklab.model import Host, Network
@@ -47,6 +58,8 @@ class FakeBackend(Backend):
         """Every archive put on a host: (host, folder, tar)."""
         self.archives: dict[tuple[str, str], bytes] = {}
         """What ``get_archive`` answers, by (host, path): a tar the test made."""
+        self.agent_broken: set[str] = set()
+        """Hosts whose agent ends as soon as it is attached (their checks go by exec)."""
 
     def ensure_image(self, progress: Progress) -> str:
         self.calls.append(("ensure_image",))
@@ -80,6 +93,15 @@ class FakeBackend(Backend):
              detach: bool = False, stdin: bytes | BinaryIO | None = None) -> ExecResult:
         self.calls.append(("exec", handle.host, list(argv), user))
         return self.answer(handle.host, list(argv), user)
+
+    def attach(self, handle: HostHandle, argv: Sequence[str], *, user: str) -> Channel:
+        """A host's agent (``nodes.agent``'s protocol), answering each request with the test's ``answer``.
+
+        Each command it is asked to run is recorded as ``("agent", host, argv,
+        user)``; ``agent_broken`` hosts' agents say nothing and end at once.
+        """
+        self.calls.append(("attach", handle.host, list(argv), user))
+        return FakeAgentChannel(self, handle.host, user, alive=handle.host not in self.agent_broken)
 
     def stream(self, handle: HostHandle, argv: Sequence[str], *, user: str) -> Iterator[bytes]:
         """The answer's standard output, as one chunk (none if it is empty)."""
@@ -138,6 +160,31 @@ class FakeBackend(Backend):
 
 
 RecordingBackend = FakeBackend
+RAN = ("exec", "agent")  # the kinds of call that run a command on a host: an exec of its own, or through its agent
+
+
+class FakeAgentChannel:
+    """What ``FakeBackend.attach`` gives: an agent answering on the spot, in its protocol's lines."""
+
+    def __init__(self, backend: FakeBackend, host: str, user: str, alive: bool) -> None:
+        self.backend, self.host, self.user = backend, host, user
+        self.lines: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self.lines.put(b'{"agent": "ready", "pid": 1}\n' if alive else None)
+
+    def send(self, data: bytes) -> None:
+        for line in data.splitlines():
+            request = json.loads(line)
+            self.backend.calls.append(("agent", self.host, request["argv"], self.user))
+            done = self.backend.answer(self.host, request["argv"], self.user)
+            self.lines.put((json.dumps({"id": request["id"], "exit": done.exit_code, "stdout": done.stdout,
+                                        "stderr": done.stderr}) + "\n").encode())
+
+    def receive(self) -> Iterator[bytes]:
+        while (line := self.lines.get()) is not None:
+            yield line
+
+    def close(self) -> None:
+        self.lines.put(None)
 
 
 def drift(fake: type, protocol: type) -> list[str]:

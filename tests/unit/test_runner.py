@@ -19,7 +19,7 @@ from socklab.model import Scenario
 from socklab.results import Status
 from socklab.scenario import load
 from tests.helpers import ROOT
-from tests.unit.fakes import FakeBackend, ok, outcome
+from tests.unit.fakes import RAN, FakeBackend, ok, outcome
 
 LOOPBACK_ONLY = ROOT / "scenarios" / "loopback-only.toml"
 
@@ -52,7 +52,7 @@ def test_a_scenario_whose_checks_hold_passes_and_tears_down() -> None:
 def test_hosts_are_prepared_as_root_and_programs_run_as_the_lab_user() -> None:
     backend = FakeBackend(kernel_like)
     runner.run([scenario()], backend)
-    execs = [call for call in backend.calls if call[0] == "exec"]
+    execs = [call for call in backend.calls if call[0] in RAN]
     prepare = [c for c in execs if c[2][:2] == ["sh", "-c"] and "ip route del default" in c[2][2]]
     assert {c[1] for c in prepare} == {"server", "client"} and {c[3] for c in prepare} == {"root"}
     programs = [c for c in execs if c not in prepare]
@@ -62,7 +62,7 @@ def test_hosts_are_prepared_as_root_and_programs_run_as_the_lab_user() -> None:
 def test_references_are_resolved_before_the_probe_runs() -> None:
     backend = FakeBackend(kernel_like)
     runner.run([scenario()], backend)
-    probes = [call[2] for call in backend.calls if call[0] == "exec" and "nodes.probe" in call[2]]
+    probes = [call[2] for call in backend.calls if call[0] in RAN and "nodes.probe" in call[2]]
     targets = [argv[argv.index("--to") + 1] for argv in probes]
     assert targets == ["127.0.0.1:65432", "198.18.0.2:65432"]
     assert all("{" not in " ".join(argv) for argv in probes)
@@ -159,7 +159,7 @@ def test_sigint_during_checks_stops_the_run_and_tears_the_lab_down() -> None:
     run = runner.run([scenario()], backend, interruptions=guard)
     assert run.interrupted and run.exit_status == EXIT_INTERRUPTED
     assert backend.alive == set()
-    probes = [c for c in backend.calls if c[0] == "exec" and "nodes.probe" in c[2]]
+    probes = [c for c in backend.calls if c[0] in RAN and "nodes.probe" in c[2]]
     assert len(probes) == 1, "no check starts after the signal"
 
 
@@ -235,9 +235,9 @@ def test_network_references_and_setup_lines_are_rendered(tmp_path: Path) -> None
                     .replace('to = "{server.lan.ipv4}:65432"', 'to = "{lan.unused_ipv4}:65432"'))
     backend = FakeBackend(kernel_like)
     runner.run([load(path)], backend)
-    scripts = [c[2][2] for c in backend.calls if c[0] == "exec" and c[1] == "server" and c[2][:2] == ["sh", "-c"]]
+    scripts = [c[2][2] for c in backend.calls if c[0] in RAN and c[1] == "server" and c[2][:2] == ["sh", "-c"]]
     assert any("iptables -A INPUT -s 198.18.0.3 -j DROP" in script for script in scripts)
-    targets = [argv[argv.index("--to") + 1] for _, _, argv, _ in (c for c in backend.calls if c[0] == "exec")
+    targets = [argv[argv.index("--to") + 1] for _, _, argv, _ in (c for c in backend.calls if c[0] in RAN)
                if "nodes.probe" in argv]
     assert "198.18.0.250:65432" in targets
 

@@ -43,6 +43,7 @@ from socklab.backend.base import (
     Progress,
 )
 from socklab.backend.docker import terminal
+from socklab.backend.docker.channel import ExecChannel
 from socklab.backend.docker.engine import connect, engine_errors
 from socklab.backend.docker.images import ImageBuilder, OwnImages
 from socklab.concurrency import parallel_map
@@ -342,6 +343,11 @@ class DockerBackend:
                 stdout, stderr = self._feed(exec_id, stdin)
             code = self.api.exec_inspect(exec_id)["ExitCode"]
         return ExecResult(code, (stdout or b"").decode(errors="replace"), (stderr or b"").decode(errors="replace"))
+
+    def attach(self, handle: HostHandle, argv: Sequence[str], *, user: str) -> ExecChannel:
+        with engine_errors(f"attaching to a command on {handle.host}"):
+            exec_id = self.api.exec_create(handle.ref, list(argv), user=user, workdir=LAB_HOME, stdin=True)["Id"]
+            return ExecChannel(self.api, exec_id)
 
     def stream(self, handle: HostHandle, argv: Sequence[str], *, user: str) -> Iterator[bytes]:
         with engine_errors(f"streaming from {handle.host}"):
