@@ -314,11 +314,13 @@ def _confirmed_everyone() -> bool:
 
 
 @task(help={"only": "benchmarks to run, separated by commas (default: all): " + ", ".join(benchmarks.NAMES),
-            "repeats": "how many times each is measured (default: 5)"})
+            "repeats": "how many times each is measured (default: 5)",
+            "quick": "once each, under two minutes, for development: " + ", ".join(benchmarks.QUICK)})
 @_friendly
-def bench(c: Context, only: str = "", repeats: int = 5) -> None:
-    """Measure wall times and rates (median and spread of repeats); writes bench.json into results/."""
-    figures, folder = benchmarks.run(_names(only), repeats, progress=lambda text: err.print(f"[dim]{text}[/]"))
+def bench(c: Context, only: str = "", repeats: int = 5, quick: bool = False) -> None:
+    """Measure wall times and rates (median and spread of repeats, each beside its target); writes bench.json."""
+    figures, folder = benchmarks.run(_names(only), repeats, progress=lambda text: err.print(f"[dim]{text}[/]"),
+                                     quick=quick)
     console.print_figures(out, figures)
     out.print(f"Results: {folder / 'bench.json'}")
 

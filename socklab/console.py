@@ -240,11 +240,13 @@ def print_labs(console: Console, labs: Sequence[LabSummary]) -> None:
 
 
 def print_figures(console: Console, figures: Sequence[Figure]) -> None:
+    """Each figure's median and spread, beside the target it is held against and whether it met it."""
     table = Table(title="Benchmarks", title_justify="left")
-    for column in ("measure", "median", "min", "max", "runs"):
-        table.add_column(column, justify="left" if column == "measure" else "right")
+    for column in ("measure", "median", "min", "max", "runs", "target", "met"):
+        table.add_column(column, justify="left" if column in ("measure", "met") else "right")
     for figure in figures:
         low, high = figure.spread
+        met = {True: "[green]yes[/]", False: "[red]no[/]", None: ""}[figure.meets_target]
         table.add_row(figure.name, f"{figure.median:.3f} {figure.unit}", f"{low:.3f}", f"{high:.3f}",
-                      str(len(figure.samples)))
+                      str(len(figure.samples)), figure.target, met)
     console.print(table)

@@ -58,14 +58,17 @@ def ratio(name: str, numerator: Figure, denominator: Figure, target: str = "") -
 
 
 Benchmark = Callable[[int, Callable[[str], None]], list[Figure]]
-NAMES = ("lifecycle", "catalogue", "run-tcp-echo", "bulk", "appserver", "concurrency", "grading", "load")
+NAMES = ("checks", "lifecycle", "catalogue", "run-tcp-echo", "bulk", "appserver", "concurrency", "grading", "load")
+QUICK = ("checks", "run-tcp-echo", "catalogue", "bulk", "appserver")
+"""``invoke bench --quick``: once each, the catalogue only side by side: under two minutes, for development."""
 
 
-def registry() -> dict[str, Benchmark]:
+def registry(quick: bool = False) -> dict[str, Benchmark]:
     """The benchmarks by name; imported only when one is run (they need the Docker SDK)."""
-    from socklab.benchmarks import appserver, concurrency, grading, lifecycle, load, runs, transfer
+    from socklab.benchmarks import appserver, checks, concurrency, grading, lifecycle, load, runs, transfer
 
-    found: dict[str, Benchmark] = {"lifecycle": lifecycle.run, "catalogue": runs.catalogue,
+    found: dict[str, Benchmark] = {"checks": checks.run, "lifecycle": lifecycle.run,
+                                   "catalogue": runs.catalogue_side_by_side if quick else runs.catalogue,
                                    "run-tcp-echo": runs.tcp_echo, "bulk": transfer.run, "appserver": appserver.run,
                                    "concurrency": concurrency.run, "grading": grading.run,
                                    "load": load.run}
@@ -74,11 +77,14 @@ def registry() -> dict[str, Benchmark]:
 
 
 def run(names: list[str], repeats: int, results_root: Path = reports.DEFAULT_ROOT,
-        progress: Callable[[str], None] = lambda text: None) -> tuple[list[Figure], Path]:
+        progress: Callable[[str], None] = lambda text: None, quick: bool = False) -> tuple[list[Figure], Path]:
+    """Run the benchmarks named (all, or with ``quick`` the QUICK set once each); write bench.json."""
     unknown = [n for n in names if n not in NAMES]
     if unknown:
         raise UsageError("--only", f"no benchmark named {', '.join(unknown)}", f"use some of: {', '.join(NAMES)}")
-    benchmarks = registry()
+    benchmarks = registry(quick)
+    if quick:
+        names, repeats = names or list(QUICK), 1
     figures: list[Figure] = []
     for name in names or list(NAMES):
         progress(f"benchmark {name} ({repeats} repeats)")
