@@ -311,3 +311,33 @@ def test_workers_share_the_load_and_are_replaced_when_they_die(lab: Lab) -> None
     replacement = set(children(server.pid))
     assert server.stop() == 0
     assert not any(alive(pid) for pid in replacement)
+
+
+def test_a_request_asked_again_is_answered_and_logged_the_same(lab: Lab) -> None:
+    """The server remembers small whole requests with their responses: asked again, the answer must not change."""
+    server = lab.start("app", "--bind", "127.0.0.1", "--port", "0")
+    asked = ["morpheus", "ring", "morpheus", "nobody", "ring", "nobody", "morpheus"]
+    assert [result_of(server.port, value) for value in asked] == [
+        ANSWERS.get(value, f"No match for '{value}'.") for value in asked]
+    wait_until(lambda: server.log().count(": answered 'search' ") == len(asked), 10, what=server.log())
+    for value in set(asked):
+        assert server.log().count(f": answered 'search' '{value}' in ") == asked.count(value)
+    # The same bytes in pieces, with more after them, or cut short are read as always, remembered or not.
+    with socket.create_connection(("127.0.0.1", server.port), 5) as sock:
+        for byte in search("ring"):
+            sock.sendall(bytes([byte]))
+        assert json.loads(parse(b"".join(iter(lambda: sock.recv(65536), b"")))[1]) == {"result": ANSWERS["ring"]}
+    _, content = ask(server.port, search("morpheus") + b"more bytes")
+    assert json.loads(content) == {"result": ANSWERS["morpheus"]}
+    with socket.create_connection(("127.0.0.1", server.port), 5) as sock:
+        sock.sendall(search("ring")[:-1])
+        sock.shutdown(socket.SHUT_WR)
+        assert sock.recv(65536) == b""
+    server.wait_for_log(r"error 127\.0\.0\.1:\d+: truncated request")
+
+
+def test_more_distinct_requests_than_it_remembers_are_all_answered(app: Server) -> None:
+    values = [f"value {number}" for number in range(600)] * 2
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(lambda v: result_of(app.port, v), values))
+    assert results == [f"No match for '{value}'." for value in values]
