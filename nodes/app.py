@@ -31,10 +31,10 @@ response, and the same bytes again are answered without being decoded
 (clients repeat themselves: a load test sends one request thousands of
 times). The listening socket is corked, and so is every socket it accepts:
 the response's last segment waits for the close, and leaves with the FIN,
-one packet where there would be two. Only a request
-that is not all there yet, or a response the socket cannot take at once,
-waits in the selector, with a deadline: a client must deliver its request
-and take its response within ``--timeout`` seconds, however it trickles.
+one packet where there would be two. Only a request that is not all there
+yet, or a response the socket cannot take at once, waits in the selector,
+with a deadline: a client must deliver its request and take its response
+within ``--timeout`` seconds, however it trickles.
 Bad input (see ``nodes.appmsg``) ends that one connection, with a log line
 saying which rule it broke; nothing a client sends is buffered beyond
 ``--max-content``. ``--workers N`` forks N processes that share the
