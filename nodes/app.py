@@ -25,16 +25,13 @@ request. A client usually sends its request right after connecting, so
 the server tries to read it the moment it accepts: if the whole request is
 there it answers and closes without the connection ever entering the
 selector (accept, recv, send, close, and the getsockname CPython adds to
-each accept: five system calls). A response depends on the request's bytes
-alone, so a small request that arrived whole is remembered with its
-response, and the same bytes again are answered without being decoded
-(clients repeat themselves: a load test sends one request thousands of
-times). The listening socket is corked, and so is every socket it accepts:
-the response's last segment waits for the close, and leaves with the FIN,
-one packet where there would be two. Only a request that is not all there
-yet, or a response the socket cannot take at once, waits in the selector,
-with a deadline: a client must deliver its request and take its response
-within ``--timeout`` seconds, however it trickles.
+each accept: five system calls). The listening socket is corked, and so
+is every socket it accepts: the response's last segment waits for the
+close, and leaves with the FIN, one packet where there would be two. Only
+a request that is not all there yet, or a response the socket cannot take
+at once, waits in the selector, with a deadline: a client must deliver its
+request and take its response within ``--timeout`` seconds, however it
+trickles.
 Bad input (see ``nodes.appmsg``) ends that one connection, with a log line
 saying which rule it broke; nothing a client sends is buffered beyond
 ``--max-content``. ``--workers N`` forks N processes that share the
@@ -109,7 +106,6 @@ from nodes.outcomes import Outcome
 
 RECV_SIZE = 65536
 ACCEPT_BATCH = 128  # accepts per readiness event, so that waiting clients get their turn too
-KNOWN_REQUESTS, KNOWN_REQUEST_SIZE = 256, 512  # whole requests remembered with their responses, and their size cap
 CLIENT_MAX_CONTENT = 64 << 20  # a client trusts its server more, but not without limit
 # Non-blocking per call: saves the ioctl that setblocking(False) costs on every accepted socket.
 DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
@@ -129,8 +125,8 @@ class Exchange:
     fd: int
     started: float
     deadline: float
-    reader: MessageReader | None = None  # made at the first bytes that are not a request answered before
-    response: bytes | memoryview | None = None
+    reader: MessageReader
+    response: memoryview | None = None
     request: str = ""  # what was asked, for the log
     events: int = 0  # selector interest; 0 while it never had to wait
 
@@ -150,10 +146,6 @@ class AppServer:
         self.max_content = max_content
         self.quiet = quiet
         self.selector = selectors.DefaultSelector()
-        # The same request always gets the same response, so a small request
-        # that arrives whole is answered from here the next time, without
-        # decoding it again: its bytes -> (response, what it asked, for the log).
-        self.known: dict[bytes, tuple[bytes, str]] = {}
         # Every exchange gets the same timeout when accepted, so arrival order is
         # deadline order: the first entry is always the next to expire.
         self.waiting: OrderedDict[int, Exchange] = OrderedDict()
@@ -178,7 +170,7 @@ class AppServer:
     def accept(self) -> None:
         for sock, address in self.acceptor.accept():  # listening.accept() while clients wait: see nodes.cli
             now = time.monotonic()
-            exchange = Exchange(sock, address, sock.fileno(), now, now + self.timeout)
+            exchange = Exchange(sock, address, sock.fileno(), now, now + self.timeout, MessageReader(self.max_content))
             if not DONTWAIT:
                 sock.setblocking(False)
             self.advance(exchange)  # the request is often there already: answer without waiting
@@ -191,10 +183,14 @@ class AppServer:
                 if not data:
                     self.finish(exchange, truncation(exchange.reader))
                     return
-                self.take(exchange, data)
+                request = exchange.reader.feed_first(data)  # one request per connection: what follows is ignored
+                if request is not None:
+                    exchange.response = memoryview(answer(request))
+                    if not self.quiet:
+                        exchange.request = describe(request)
             while exchange.response:
                 sent = exchange.sock.send(exchange.response, DONTWAIT)
-                exchange.response = memoryview(exchange.response)[sent:]
+                exchange.response = exchange.response[sent:]
         except BlockingIOError:
             self.wait(exchange, READ if exchange.response is None else WRITE)
         except ProtocolError as exc:
@@ -205,29 +201,6 @@ class AppServer:
             self.finish(exchange, f"internal error: {exc!r}")
         else:
             self.finish(exchange)
-
-    def take(self, exchange: Exchange, data: bytes) -> None:
-        """Add received bytes to the request; once it is complete, set the response."""
-        reader = exchange.reader
-        if reader is None:  # the connection's first bytes: usually the whole request, often one answered before
-            known = self.known.get(data)
-            if known is not None:
-                exchange.response, exchange.request = known
-                return
-            reader = exchange.reader = MessageReader(self.max_content)
-            first = True
-        else:
-            first = False
-        request = reader.feed_first(data)  # one request per connection: what follows is ignored
-        if request is None:
-            return
-        exchange.response = answer(request)
-        exchange.request = "" if self.quiet else describe(request)
-        if first and not reader.buffered and len(data) <= KNOWN_REQUEST_SIZE:
-            # It came whole, in one piece, with nothing after it: the same bytes get the same answer.
-            if len(self.known) >= KNOWN_REQUESTS:
-                self.known.clear()
-            self.known[data] = (exchange.response, exchange.request)
 
     def wait(self, exchange: Exchange, events: int) -> None:
         if not exchange.events:
@@ -267,8 +240,8 @@ class AppServer:
         self.selector.close()
 
 
-def truncation(reader: MessageReader | None) -> str:
-    if reader is not None and reader.partial:
+def truncation(reader: MessageReader) -> str:
+    if reader.partial:
         return f"truncated request: the client closed with {reader.buffered} bytes of an incomplete message"
     return "the client closed without sending a request"
 
