@@ -1,10 +1,12 @@
 """Which networks of a scenario need IPv6: the others are made IPv4 only.
 
-Why: a dual-stack network costs about a quarter of a host's start (measured
-on this engine: five containers started at once took 0.9 s on an IPv4
-bridge, 1.15 s dual-stack; see BENCHMARKS.md), and most lessons never touch
-IPv6 on their network. So a network that a scenario file leaves ``ipv6``
-out of gets IPv6 only when something in the scenario may use it there:
+Why: a dual-stack network costs time at every start (measured on this
+engine: five containers started at once took 0.9 s on an IPv4 bridge, 1.15 s
+dual-stack; a 2-host socklab lab up and down 1.02 s IPv4-only against
+1.14 s dual-stack, ``invoke bench --only lifecycle``), and most lessons
+never touch IPv6 on their network. Every host keeps ``::1`` either way.
+So a network that a scenario file leaves ``ipv6`` out of gets IPv6 only
+when something in the scenario may use it there:
 
 - a reference to an IPv6 attribute of the network (``refs.NEEDS_IPV6``:
   ``{server.lan.ipv6}``, ``{server.lan.link_local}``, ``{lan.subnet6}`` ...),
