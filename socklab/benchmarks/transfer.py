@@ -3,6 +3,14 @@
 iperf3 is the reference for what the link gives; the bulk program is
 Python, hashes every byte it receives with SHA-256 and checks it, so it is
 expected to be slower: the question is by how much.
+
+Both make the same transfer: ``BYTES`` over one new connection, timed from
+the first byte to the last (iperf3's receiver's figure; the bulk client's,
+up to the digest coming back). Both copy their data from user space into
+the kernel (iperf3 without ``-Z``, bulk with ``sendall``), so neither
+sends zero-copy. iperf3 used to run for 3 s against bulk's 1 GB (under a
+second): a pair's two samples then stood in different stretches of a
+shared machine's noise.
 """
 
 from __future__ import annotations
@@ -16,7 +24,6 @@ from socklab.lab import Lab
 from socklab.model import Host, Network
 
 BYTES = 1_000_000_000
-SECONDS = 3
 
 
 def run(repeats: int, progress: Callable[[str], None]) -> list[Figure]:
@@ -24,7 +31,7 @@ def run(repeats: int, progress: Callable[[str], None]) -> list[Figure]:
     backend.ensure_image(progress)
     hosts = {"server": Host("server", ("lan",)), "client": Host("client", ("lan",))}
     bulk = Figure(f"bulk TCP, {BYTES // 1_000_000} MB with SHA-256 check", "Mbit/s")
-    iperf = Figure(f"iperf3 TCP, {SECONDS} s", "Mbit/s")
+    iperf = Figure(f"iperf3 TCP, {BYTES // 1_000_000} MB", "Mbit/s")
     with Lab.open(backend, "bench-bulk", {"lan": Network("lan")}, hosts) as lab:
         lab.start("server", "bulk serve --port 7000 --timeout 120", ready="tcp://0.0.0.0:7000")
         lab.exec("server", ["iperf3", "--server", "--port", "5201", "--daemon"])
@@ -38,6 +45,6 @@ def run(repeats: int, progress: Callable[[str], None]) -> list[Figure]:
                 raise RuntimeError(f"the bulk transfer failed: {seen.outcome} {seen.detail}")
             bulk.samples.append(round(seen.evidence["throughput_mbps"], 1))
             result = lab.exec("client", ["iperf3", "-c", lab.render("{server.lan.ipv4}"), "-p", "5201",
-                                         "-t", str(SECONDS), "-J"])
+                                         "-n", str(BYTES), "-J"])
             iperf.samples.append(round(json.loads(result.stdout)["end"]["sum_received"]["bits_per_second"] / 1e6, 1))
-    return [bulk, iperf, ratio("bulk TCP / iperf3", bulk, iperf, target=">= 0.7")]
+    return [bulk, iperf, ratio("bulk TCP / iperf3", bulk, iperf, target=">= 0.75")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import struct
@@ -11,6 +12,8 @@ import time
 
 import pytest
 from nodetest import REPO, Lab, Server, call_client, node_command
+
+from nodes.bulk import BLOCK, BUFFERS, WAKE_AT
 
 KEYS = {"outcome", "errno", "detail", "proto", "target", "peer", "local", "bytes_sent", "bytes_received", "elapsed_ms",
         "throughput_mbps", "sha256_sent", "sha256_received", "hash_match", "datagrams_sent", "datagrams_received",
@@ -43,6 +46,34 @@ def test_parallel_transfers(tcp: Server) -> None:
     results = [json.loads(proc.communicate(timeout=60)[0]) for proc in procs]
     assert [r["outcome"] for r in results] == ["ok"] * 3
     assert [r["bytes_received"] for r in results] == [3_000_000, 1, 777_777]
+
+
+@pytest.fixture(scope="module")
+def patient(module_lab: Lab) -> Server:
+    """A server with the default idle timeout (30 s), far beyond the clients' 10 s: a stall fails the client."""
+    return module_lab.start("bulk", "--bind", "127.0.0.1", "--port", "0")
+
+
+@pytest.mark.parametrize("size", [WAKE_AT - 1, WAKE_AT + 1, BLOCK + 1, BLOCK + WAKE_AT // 2, BUFFERS * BLOCK,
+                                  (BUFFERS + 1) * BLOCK + 100, 2 * BLOCK + WAKE_AT + 1])
+def test_transfers_around_buffer_and_wake_up_sizes_arrive_whole(patient: Server, size: int) -> None:
+    """The receiver's buffers go round and it asks to be woken per WAKE_AT bytes: the stream's tail still wakes it."""
+    result = call_client("bulk", "--to", patient.endpoint(), "--bytes", str(size), "--timeout", "10")
+    assert result["outcome"] == "ok" and result["hash_match"] is True
+    assert result["bytes_received"] == size
+
+
+def test_a_stream_arriving_in_small_pieces_is_hashed_whole(patient: Server) -> None:
+    """Pieces far smaller than a buffer or WAKE_AT, with pauses between them: the digest is still of every byte."""
+    size = 2 * BLOCK + 3 * WAKE_AT + 12345
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    with socket.create_connection(("127.0.0.1", patient.port), 10) as sock:
+        sock.sendall(struct.pack(">Q", size))
+        for start in range(0, size, 200_000):
+            sock.sendall(data[start:start + 200_000])
+            time.sleep(0.002)
+        count, digest = struct.unpack(">Q32s", sock.recv(40, socket.MSG_WAITALL))
+    assert count == size and digest == hashlib.sha256(data).digest()
 
 
 def test_a_wrong_digest_is_a_mismatch() -> None:
