@@ -12,8 +12,10 @@ what it sent: equal digests prove every byte arrived, in order, unchanged
 (``ok``); different ones say otherwise (``mismatch``). The throughput is
 what the application saw, from the first byte sent to the digest back.
 The server handles each client in its own thread, so one long transfer
-does not hold up another; a client silent for ``--timeout`` is dropped,
-and a stop signal ends the transfers under way before the server exits.
+does not hold up another; a client silent for ``--timeout`` is dropped
+(after up to twice that if it falls silent in the middle of a buffer: see
+``MSG_WAITALL`` below), and a stop signal ends the transfers under way
+before the server exits.
 
 What makes TCP fast here (the receiver is the slow side: SHA-256 costs
 more than the kernel's copy of the same bytes):
@@ -37,10 +39,11 @@ more than the kernel's copy of the same bytes):
   counts that timeout from the start of each call: a client that falls
   silent in the middle of a buffer is dropped after one to two timeouts.
 - ``SO_RCVLOWAT`` (``WAKE_AT``, 1 MiB): the kernel wakes the receiving
-  thread only once that much has arrived, not for every segment, which
-  halves the receiving thread's own CPU time. Near the end of the stream
-  it is lowered to what is still to come, or the last bytes would never
-  be enough to wake it.
+  thread only once that much has arrived, not for every few segments,
+  which about halves the receiving thread's own CPU time (0.25 s per GB
+  down to 0.13, measured between two lab hosts). Near the end of the
+  stream it is lowered to what is still to come, or the last bytes would
+  never be enough to wake it.
 - The sender sends one prebuilt random block again and again with
   ``sendall``, and works out the digest of the whole stream before the
   clock starts, as a sender that made the data (or had a file's) would.

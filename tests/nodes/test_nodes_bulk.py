@@ -112,6 +112,15 @@ def test_a_silent_client_is_timed_out(tcp: Server) -> None:
     tcp.wait_for_log(rf"timed out 127\.0\.0\.1:{port}: idle for 1 s")
 
 
+def test_a_client_silent_in_the_middle_of_a_buffer_is_timed_out(tcp: Server) -> None:
+    """The kernel's receive timeout (SO_RCVTIMEO) ends a MSG_WAITALL wait that some bytes began."""
+    with socket.create_connection(("127.0.0.1", tcp.port), 10) as sock:
+        port = sock.getsockname()[1]
+        sock.sendall(struct.pack(">Q", 3 * BLOCK) + bytes(BLOCK + 1000))
+        assert sock.recv(1) == b""
+    tcp.wait_for_log(rf"timed out 127\.0\.0\.1:{port}: idle for 1 s")
+
+
 def test_udp_paced_transfer_arrives_whole(udp: Server) -> None:
     result = call_client("bulk", "--proto", "udp", "--to", udp.endpoint(), "--count", "500", "--size", "500",
                          "--interval", "0.001")
