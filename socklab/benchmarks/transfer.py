@@ -11,6 +11,12 @@ the kernel (iperf3 without ``-Z``, bulk with ``sendall``), so neither
 sends zero-copy. iperf3 used to run for 3 s against bulk's 1 GB (under a
 second): a pair's two samples then stood in different stretches of a
 shared machine's noise.
+
+Bulk's ceiling is SHA-256 on one core (about 1.75 GB/s, 14 Gbit/s, on
+this machine's CPUs with SHA-NI): its receiver hashes on a thread of its
+own, which stays about 95% busy on a quiet machine. Bulk needs about 1.1
+CPU-seconds per GB across both hosts, iperf3 about 0.65, so a machine busy
+with other work lowers bulk's figure more than iperf3's.
 """
 
 from __future__ import annotations
