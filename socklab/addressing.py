@@ -71,7 +71,10 @@ class AddressBook:
         if ref.attribute == "ipv4":
             return interface.ipv4 or ""
         if ref.attribute == "ipv6":
-            return interface.ipv6 or ""
+            if not interface.ipv6:
+                raise LabError(f"{ref}: network {ref.network!r} has no IPv6 in this lab; make it dual-stack "
+                               f"(ipv6 = true, or Network({ref.network!r}, ipv6=True)), or use its ipv4")
+            return interface.ipv6
         link = self._link(ref.host, ref.network)
         if ref.attribute == "iface":
             return link.iface

@@ -210,7 +210,8 @@ def print_explanation(console: Console, scenario: Scenario) -> None:
 
 
 def print_lab(console: Console, lab: RunningLab) -> None:
-    table = Table(title=f"Lab {lab.lab_id} ({lab.scenario}) is up", title_justify="left")
+    title = f"Lab {lab.lab_id} ({lab.scenario}) is up"
+    table = Table(title=title, title_justify="left", min_width=len(title))  # an IPv4-only lab's table is narrow
     for column in ("host", "network", "IPv4", "IPv6"):
         table.add_column(column)
     for host, networks in lab.hosts.items():

@@ -12,8 +12,9 @@ from typing import Any
 
 from tests.tries import Said, TrySession
 
-# One row of the lab table: │ server │ lan │ 198.18.51.2 │ fd50:c1ab:0:33::2 │ (a host's second network: no name)
-ROW = re.compile(r"^│\s*(\S*)\s*│\s*(\S+)\s*│\s*(\S+)\s*│\s*(\S+)\s*│")
+# One row of the lab table: │ server │ lan │ 198.18.51.2 │ fd50:c1ab:0:33::2 │ (a host's second network: no
+# name; an IPv4-only network: no IPv6)
+ROW = re.compile(r"^│\s*(\S*)\s*│\s*(\S+)\s*│\s*(\S+)\s*│\s*(\S*)\s*│")
 
 
 def addresses(up: Said) -> dict[str, dict[str, tuple[str, str]]]:

@@ -91,3 +91,10 @@ def test_a_host_that_reported_no_interface_is_a_lab_error_not_a_crash() -> None:
 def test_addresses_for_reports_are_records() -> None:
     assert book().addresses()["server"]["lan"] == Addresses("198.18.0.2", "fd50:c1ab::2", "198.18.0.0/24",
                                                              "fd50:c1ab::/64")
+
+
+def test_an_ipv6_address_asked_of_a_network_without_ipv6_is_an_error_naming_the_fix() -> None:
+    assert book().render("[{server.lan.ipv6}]:80") == "[fd50:c1ab::2]:80"
+    with pytest.raises(LabError, match=r"\{server\.wan\.ipv6\}: network 'wan' has no IPv6 in this lab; make it "
+                                       r"dual-stack \(ipv6 = true"):
+        book().render("[{server.wan.ipv6}]:80")

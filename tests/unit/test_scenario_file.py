@@ -43,7 +43,7 @@ def test_the_catalogue_keeps_to_its_topics() -> None:
 def test_a_scenario_becomes_the_model() -> None:
     loaded = scenario.load(ROOT / "scenarios" / "loopback-only.toml")
     assert loaded.topic == "Binding and interfaces"
-    assert loaded.networks["lan"].ipv6 and loaded.networks["lan"].subnet4 is None
+    assert not loaded.networks["lan"].ipv6 and loaded.networks["lan"].subnet4 is None  # it uses no IPv6: IPv4 only
     assert loaded.hosts["server"].networks == ("lan",)
     (service,) = loaded.services
     assert service.command == Command("echo", ("serve", "--bind", "127.0.0.1", "--port", "65432"))
