@@ -9,7 +9,7 @@ is these objects as JSON and is the source of truth.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any
 
@@ -299,16 +299,27 @@ class RunResult:
                 grades.setdefault((mark.role, source), Grade(mark.role, source)).marks.append(mark)
         return list(grades.values())
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON report: packet captures appear by file name, their bytes go to files of their own."""
-        data = asdict(self)
+    def to_dict(self, scenarios: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The JSON report: packet captures appear by file name, their bytes go to files of their own.
+
+        ``scenarios``, if given, are the scenarios already as dicts
+        (``scenario_dict``): the journal keeps those of finished ones.
+        """
+        data = {name: scenarios if name == "scenarios" and scenarios is not None
+                else [scenario_dict(s) for s in self.scenarios] if name == "scenarios"
+                else getattr(self, name) for name in (f.name for f in fields(self))}
         data["grades"] = [{**asdict(g), "score": g.score, "possible": g.possible} for g in self.grades()]
-        for scenario, result in zip(data["scenarios"], self.scenarios, strict=True):
-            scenario["captures"] = [f"captures/{result.name}/{name}.pcap" for name in result.captures]
-            for check, check_result in zip(scenario["checks"], result.checks, strict=True):
-                check["passed"] = check_result.passed
         data["exit_status"] = self.exit_status
         return data
+
+
+def scenario_dict(result: ScenarioResult) -> dict[str, Any]:
+    """One scenario as report.json holds it: captures by file name, each check with whether it held."""
+    data = asdict(replace(result, captures={}))
+    data["captures"] = [f"captures/{result.name}/{name}.pcap" for name in result.captures]
+    for check, check_result in zip(data["checks"], result.checks, strict=True):
+        check["passed"] = check_result.passed
+    return data
 
 
 @dataclass

@@ -9,6 +9,11 @@ it has made (``status: pending``), and ``"complete": false``, next to a file
 reports replace the journal's; a run that ended, even interrupted, removes
 the marker. A journal that cannot write (a disk gone full mid-run) stops
 writing but never stops the run: its last report.json stays, whole.
+
+A run of the catalogue makes some 300 writes, so each must stay cheap
+whatever the run's size: a finished scenario is turned into its dict once
+(it never changes again), and the journal's JSON is compact, which Python
+encodes in C (the final report.json, written once, is indented).
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from socklab import events
 from socklab.model import Scenario
 from socklab.reports.files import atomic_write
-from socklab.results import RunResult, ScenarioResult
+from socklab.results import RunResult, ScenarioResult, scenario_dict
 
 MARKER = "INCOMPLETE"
 MARKER_TEXT = ("This run did not finish writing its results (it was killed, or is still running): report.json "
@@ -35,6 +41,7 @@ class Journal:
     def __init__(self, folder: Path, scenarios: Sequence[Scenario], started: str) -> None:
         self.folder, self.started, self.began = folder, started, time.monotonic()
         self.results = {s.name: ScenarioResult(s.name, s.title, s.topic, s.explains, s.try_next) for s in scenarios}
+        self.finished: dict[str, dict[str, Any]] = {}  # by name: the dicts of scenarios that will not change again
         self.lock = threading.Lock()
         self.failed: OSError | None = None
         """Why the journal stopped writing mid-run (the final reports try again, and say so if they fail too)."""
@@ -47,6 +54,7 @@ class Journal:
                 self.results[event.scenario].checks.append(event.result)
             elif isinstance(event, events.ScenarioFinished) and event.result.name in self.results:
                 self.results[event.result.name] = event.result
+                self.finished[event.result.name] = scenario_dict(event.result)
             else:
                 return
             if self.failed is None:
@@ -58,7 +66,8 @@ class Journal:
     def _write(self) -> None:
         so_far = RunResult(list(self.results.values()), self.started, round(time.monotonic() - self.began, 3),
                            str(self.folder), complete=False)
-        atomic_write(self.folder / "report.json", (json.dumps(so_far.to_dict(), indent=2, ensure_ascii=False)
+        scenarios = [self.finished.get(name) or scenario_dict(result) for name, result in self.results.items()]
+        atomic_write(self.folder / "report.json", (json.dumps(so_far.to_dict(scenarios), ensure_ascii=False)
                                                    + "\n").encode())
 
     def close(self, run: RunResult) -> None:
