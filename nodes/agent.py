@@ -19,7 +19,10 @@ it is carried out the same way, only cheaper:
 - ``env [-C DIR] [NAME=VALUE ...] ...`` sets its folder and environment;
 - ``python3 -m nodes.PROGRAM ARGS`` runs in a fork of this already started
   interpreter, whose standard library and shared node modules are imported
-  once (``PRELOADED``), as ``runpy`` would run it: the saving is the point;
+  once (``PRELOADED``), as ``runpy`` would run it: the saving is the point
+  (while it runs, ``ps`` shows it with the agent's command line, a fork
+  keeps it; services are started by the shell as before, so a server shows
+  as itself);
 - anything else is executed as it is (``execvp``), 127 if not found.
 
 Each command gets its own process group, /dev/null as input and pipes for
