@@ -23,12 +23,11 @@ import datetime
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from socklab import ladder, packets
 from socklab.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from socklab.results import (
     Addresses,
@@ -41,6 +40,9 @@ from socklab.results import (
     ServiceResult,
     Status,
 )
+
+if TYPE_CHECKING:
+    from socklab import ladder
 
 Hosts = HostAddresses
 
@@ -517,6 +519,8 @@ def wire_views(scenario: ScenarioResult) -> list[Wire | None]:
     """Every check's packets, when the run had captures; a capture that cannot be read says so on each check."""
     if not scenario.captures:
         return [None] * len(scenario.checks)
+    from socklab import ladder, packets  # only a run with captures draws packets: dpkt and the drawing load then
+
     try:
         captured = packets.read_all(scenario.captures)
     except packets.CaptureError as exc:
