@@ -56,6 +56,7 @@ class Key:
     flag: str = ""  # the nodes.probe option it becomes (a bool: given when true)
     flag_off: str = ""  # for a bool that may also be false on purpose: the option given then
     fix: str = ""  # how to fix a bad value, when the generic advice would not do
+    default_text: str = ""  # the default in words, when it depends on the rest of the scenario (no fixed value)
     section: str = ""  # read from this sub-table ([scenario]) instead of the table itself
     flatten: bool = False  # a dataclass whose own keys sit in this same table
     takes: type | tuple[type, ...] | None = None  # the TOML type(s), when ``parse`` builds the value from it

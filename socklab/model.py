@@ -77,7 +77,8 @@ class Network:
     ipv6: bool = key("dual-stack (true) or IPv4 only (false); left out, dual-stack only if the scenario may use IPv6 "
                      "on it (an IPv6 or link-local reference to it, an IPv6 address written out, a host name resolved "
                      "in any family, IPv6 named in a command or the try text, files or an image of its own), "
-                     "IPv4 only otherwise, which starts faster", True, example="false")
+                     "IPv4 only otherwise, which starts faster (a Network made in Python: dual-stack)", True,
+                     example="false", default_text="where used")
     subnet4: ipaddress.IPv4Network | None = key(
         "the network's IPv4 subnet (default: one allocated so that labs never collide)", None, name="subnet",
         takes=str, parse=_subnet(IPV4_POOL, "subnet"), example='"198.18.7.0/24"')

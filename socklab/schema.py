@@ -126,8 +126,8 @@ def _property(declared: keys.Declared) -> dict[str, Any]:
             made["exclusiveMaximum"] = True
     if spec.pattern:
         made["pattern"] = spec.pattern if spec.pattern.startswith("^") else f"^(?:{spec.pattern})$"
-    if declared.default not in (MISSING, None) and not spec.required and declared.kind not in ("tables",
-                                                                                                "named-tables"):
+    if declared.default not in (MISSING, None) and not spec.required and not spec.default_text \
+            and declared.kind not in ("tables", "named-tables"):
         made["default"] = list(declared.default) if isinstance(declared.default, tuple) else declared.default
     return made
 
@@ -189,6 +189,8 @@ def _holds(declared: keys.Declared) -> str:
 def _default(declared: keys.Declared) -> str:
     if declared.key.required:
         return "required"
+    if declared.key.default_text:
+        return declared.key.default_text
     if declared.default in (MISSING, None, "", ()):
         return ""
     value = declared.default
