@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from socklab import events
+from socklab import events, families
 from socklab.backend import LabSummary
 from socklab.benchmarks import Figure
 from socklab.model import Probe, Scenario
@@ -193,6 +193,15 @@ def print_explanation(console: Console, scenario: Scenario) -> None:
     for host in scenario.hosts.values():
         topology.add_row(host.name, ", ".join(host.networks) or "[dim]none (loopback only)[/]")
     console.print(topology)
+    if scenario.networks:
+        networks = Table(title="Networks", title_justify="left", box=None, padding=(0, 2))
+        for column in ("network", "addresses", "why IPv6"):
+            networks.add_column(column)
+        needed = families.needs(scenario)
+        for net in scenario.networks.values():
+            why = needed.get(net.name, "ipv6 = true") if net.ipv6 else ""
+            networks.add_row(net.name, "IPv4 and IPv6" if net.ipv6 else "IPv4 only", escape(why))
+        console.print(networks)
     for service in scenario.services:
         console.print(f"service on [bold]{service.host}[/]: {escape(str(service.command))}")
     checks = Table(title="Checks", title_justify="left", box=None, padding=(0, 2))

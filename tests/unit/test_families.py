@@ -6,8 +6,9 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
-from socklab import families, scenario
+from socklab import catalogue, console, families, scenario
 from socklab.model import Network
 from tests.helpers import ROOT
 
@@ -171,3 +172,14 @@ def test_lean_leaves_a_scenario_alone_when_nothing_changes() -> None:
                                networks={"lan": Network("lan")})
     assert not families.lean(dual, ()).networks["lan"].ipv6
     assert families.lean(dual, {"lan"}).networks["lan"].ipv6
+
+
+def test_invoke_explain_says_which_networks_have_ipv6_and_why() -> None:
+    out = Console(record=True, width=200)
+    echo, matrix = catalogue.load(["tcp-echo", "address-matrix"])
+    console.print_explanation(out, echo)
+    console.print_explanation(out, matrix)
+    lines = [line.split() for line in out.export_text().splitlines()]
+    lan = [line for line in lines if line[:1] == ["lan"]]
+    assert lan[0] == ["lan", "IPv4", "only"], "tcp-echo uses no IPv6"
+    assert lan[1][:4] == ["lan", "IPv4", "and", "IPv6"] and "'::'" in lan[1], "address-matrix binds ::"
