@@ -34,6 +34,7 @@ AGENT_ARGV = ("python3", "-m", "nodes.agent")
 AGENT_ENV = "SOCKLAB_AGENT"  # "off": every command by exec (to compare, or to rule the agent out)
 READY_WAIT = 30.0  # s an agent may take to start (a loaded machine); beyond it the host's checks go by exec
 SLACK = 15.0  # s beyond a command's own limit before its answer is given up on
+FELL_BACK = "checks went by `docker exec` from then on, as its agent stopped serving"  # a lab's note, after the host
 
 
 class AgentGone(Exception):

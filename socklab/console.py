@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from socklab import events, families
+from socklab import agents, events, families
 from socklab.backend import LabSummary
 from socklab.benchmarks import Figure
 from socklab.model import Probe, Scenario
@@ -97,6 +97,9 @@ def print_run(console: Console, run: RunResult) -> None:
                               f"  on {check.host}: [dim]{escape(check.action)}[/]", soft_wrap=True)
         if scenario.not_ready:
             console.print(f"[red]✘ {escape(scenario.name)}[/]: {escape(scenario.error)}", soft_wrap=True)
+        for note in scenario.notes:
+            if agents.FELL_BACK in note:  # how the lab made its checks changed midway: say so where it is seen
+                console.print(f"[yellow]note[/] {escape(scenario.name)}: {escape(note)}", soft_wrap=True)
     summary = run.summary
     if summary.interrupted:
         headline = "[yellow]interrupted[/]: every lab was torn down"

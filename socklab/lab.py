@@ -286,7 +286,7 @@ class Lab:
             try:
                 return agent.run(argv, commands.limit_of(argv)), "agent"
             except AgentGone as exc:
-                self._note(f"{host}: checks went by `docker exec` from then on, as its agent stopped serving: {exc}")
+                self._note(f"{host}: {agents.FELL_BACK}: {exc}")
         return self.exec(host, argv, user=user), "exec"
 
     def _note(self, note: str) -> None:

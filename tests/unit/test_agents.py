@@ -6,8 +6,9 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from rich.console import Console
 
-from socklab import agents
+from socklab import agents, catalogue, console, runner
 from socklab.agents import AgentGone, HostAgent
 from socklab.backend import ExecResult
 from socklab.constants import GRADED_USER
@@ -121,3 +122,15 @@ def test_a_command_in_flight_when_the_channel_ends_is_told_so() -> None:
     with pytest.raises(AgentGone, match="its channel ended"):
         agent.run(["sleep", "5"], limit=30)
     assert len(channel.sent) == 1
+
+
+def test_a_run_whose_host_fell_back_to_exec_says_so_on_the_console() -> None:
+    backend = FakeBackend(echoed)
+    backend.agent_broken.add("client")
+    (loopback,) = catalogue.load(["loopback-only"])
+    run = runner.run([loopback], backend)
+    out = Console(record=True, width=300)
+    console.print_run(out, run)
+    notes = [line for line in out.export_text().splitlines() if line.startswith("note loopback-only:")]
+    assert notes == [f"note loopback-only: client: {agents.FELL_BACK}: its channel ended"]
+    assert {c.via for c in run.scenarios[0].checks if c.host == "client"} == {"exec"}
