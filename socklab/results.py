@@ -305,9 +305,8 @@ class RunResult:
         ``scenarios``, if given, are the scenarios already as dicts
         (``scenario_dict``): the journal keeps those of finished ones.
         """
-        data = {name: scenarios if name == "scenarios" and scenarios is not None
-                else [scenario_dict(s) for s in self.scenarios] if name == "scenarios"
-                else getattr(self, name) for name in (f.name for f in fields(self))}
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["scenarios"] = [scenario_dict(s) for s in self.scenarios] if scenarios is None else scenarios
         data["grades"] = [{**asdict(g), "score": g.score, "possible": g.possible} for g in self.grades()]
         data["exit_status"] = self.exit_status
         return data

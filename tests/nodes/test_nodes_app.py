@@ -314,7 +314,7 @@ def test_workers_share_the_load_and_are_replaced_when_they_die(lab: Lab) -> None
 
 
 def test_a_request_asked_again_is_answered_and_logged_the_same(lab: Lab) -> None:
-    """The server remembers small whole requests with their responses: asked again, the answer must not change."""
+    """Every connection is answered from its own request alone: asked again, the answer and log line are the same."""
     server = lab.start("app", "--bind", "127.0.0.1", "--port", "0")
     asked = ["morpheus", "ring", "morpheus", "nobody", "ring", "nobody", "morpheus"]
     assert [result_of(server.port, value) for value in asked] == [
@@ -322,7 +322,7 @@ def test_a_request_asked_again_is_answered_and_logged_the_same(lab: Lab) -> None
     wait_until(lambda: server.log().count(": answered 'search' ") == len(asked), 10, what=server.log())
     for value in set(asked):
         assert server.log().count(f": answered 'search' '{value}' in ") == asked.count(value)
-    # The same bytes in pieces, with more after them, or cut short are read as always, remembered or not.
+    # The same bytes in pieces, with more after them, or cut short are read as always.
     with socket.create_connection(("127.0.0.1", server.port), 5) as sock:
         for byte in search("ring"):
             sock.sendall(bytes([byte]))
@@ -336,7 +336,7 @@ def test_a_request_asked_again_is_answered_and_logged_the_same(lab: Lab) -> None
     server.wait_for_log(r"error 127\.0\.0\.1:\d+: truncated request")
 
 
-def test_more_distinct_requests_than_it_remembers_are_all_answered(app: Server) -> None:
+def test_many_distinct_requests_each_asked_twice_are_all_answered(app: Server) -> None:
     values = [f"value {number}" for number in range(600)] * 2
     with ThreadPoolExecutor(max_workers=20) as pool:
         results = list(pool.map(lambda v: result_of(app.port, v), values))
