@@ -6,13 +6,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from nodetest import REPO, Lab, Server
+from nodetest import REPO, Lab, Server, alive, wait_until
 
 from nodes import agent as agent_module
 
@@ -114,17 +113,7 @@ def test_the_limit_stops_what_the_command_started_too(agent: Agent, tmp_path: Pa
     pid_file = tmp_path / "child.pid"
     agent.run("timeout", "-k", "1", "0.3", "sh", "-c", f"sleep 30 & echo $! > {pid_file}; wait")
     child = int(pid_file.read_text())
-    deadline = time.monotonic() + ANSWER_WAIT
-    while Path(f"/proc/{child}").exists() and "Z" not in _state(child) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not Path(f"/proc/{child}").exists() or "Z" in _state(child), "the sleep its shell started still runs"
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return "Z"
+    wait_until(lambda: not alive(child), ANSWER_WAIT, what="the sleep its shell started to be stopped")
 
 
 def test_requests_run_side_by_side_and_each_answer_carries_its_id(agent: Agent) -> None:
@@ -148,16 +137,10 @@ def test_a_request_it_cannot_read_is_answered_and_the_agent_goes_on(agent: Agent
 def test_when_its_input_ends_it_stops_what_it_runs_and_exits(agent: Agent, tmp_path: Path) -> None:
     pid_file = tmp_path / "long.pid"
     agent.ask("long", "sh", "-c", f"echo $$ > {pid_file}; sleep 30")
-    deadline = time.monotonic() + ANSWER_WAIT
-    while not pid_file.exists() or not pid_file.read_text().strip():
-        assert time.monotonic() < deadline, "the long command never started"
-        time.sleep(0.02)
+    wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), ANSWER_WAIT, what="the long command")
     assert agent.close() == 0
     shell = int(pid_file.read_text())
-    deadline = time.monotonic() + ANSWER_WAIT
-    while Path(f"/proc/{shell}").exists() and "Z" not in _state(shell) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not Path(f"/proc/{shell}").exists() or "Z" in _state(shell)
+    wait_until(lambda: not alive(shell), ANSWER_WAIT, what="the long command to be stopped")
 
 
 def test_parse_takes_the_bounds_and_setting_off_the_front() -> None:
