@@ -8,9 +8,11 @@ with the targets they are held against, as JSON into the results folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,20 @@ class Figure:
         low, high = self.spread
         return {"name": self.name, "unit": self.unit, "median": round(self.median, 4), "min": low, "max": high,
                 "samples": self.samples, "target": self.target, "meets_target": self.meets_target, "note": self.note}
+
+
+@contextlib.contextmanager
+def environment(name: str, value: str) -> Iterator[None]:
+    """``$name`` set to ``value`` for the while (labs, and subprocesses started meanwhile, see it); then as it was."""
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
 
 
 def ratio(name: str, numerator: Figure, denominator: Figure, target: str = "") -> Figure:

@@ -13,15 +13,14 @@ that the machine's noise falls on both:
 
 from __future__ import annotations
 
-import os
+import contextlib
 import statistics
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from socklab import agents, catalogue, commands, runner
 from socklab.backend.docker import DockerBackend
-from socklab.benchmarks import Figure, ratio
+from socklab.benchmarks import Figure, environment, ratio
 from socklab.constants import LAB_USER
 from socklab.lab import Lab
 from socklab.model import Command, Host, Network, Probe, Service
@@ -31,18 +30,9 @@ SCENARIO = "address-matrix"
 PROBE = Probe(to="{server.lan.ipv4}:7", send="Hello, world", timeout=10)
 
 
-@contextmanager
-def agents_set(on: bool) -> Iterator[None]:
+def agents_set(on: bool) -> contextlib.AbstractContextManager[None]:
     """Labs opened meanwhile start agents (or not): ``$SOCKLAB_AGENT`` for the while."""
-    before = os.environ.get(agents.AGENT_ENV)
-    os.environ[agents.AGENT_ENV] = "on" if on else "off"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(agents.AGENT_ENV, None)
-        else:
-            os.environ[agents.AGENT_ENV] = before
+    return environment(agents.AGENT_ENV, "on" if on else "off")
 
 
 def _milliseconds(call: Callable[[], object]) -> float:

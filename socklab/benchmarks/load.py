@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from socklab.backend.docker import DockerBackend
-from socklab.benchmarks import Figure
+from socklab.benchmarks import Figure, environment
 from socklab.constants import LABEL_OWNER, OWNER_ENV, PROJECT_ROOT, owner
 from socklab.errors import Interrupted
 from socklab.interrupts import Interruptions
@@ -126,15 +126,10 @@ def load_owner() -> str:
 @contextlib.contextmanager
 def owning(backend: DockerBackend, who: str) -> Iterator[None]:
     """Labs made inside (here and in subprocesses) belong to ``who``; whatever of theirs is left goes after."""
-    previous = os.environ.get(OWNER_ENV)
-    os.environ[OWNER_ENV] = who
     try:
-        yield
+        with environment(OWNER_ENV, who):
+            yield
     finally:
-        if previous is None:
-            os.environ.pop(OWNER_ENV, None)
-        else:
-            os.environ[OWNER_ENV] = previous
         backend.destroy_owned(who)
 
 
