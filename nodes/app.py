@@ -511,10 +511,14 @@ def shaped_request(family: int, sockaddr: tuple, payload: bytes, counts: Tally, 
             sock.connect(sockaddr)
             counts.local = format_sockaddr(sock.getsockname())
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # each piece leaves at once (no Nagle)
-            for number, piece in enumerate(pieces(payload, args.split)):
+            sends = pieces(payload, args.split)
+            for number, piece in enumerate(sends):
                 if number:
                     time.sleep(args.pause)  # the server's recv() returns what came so far
-                sock.sendall(piece)
+                # With --fin the last piece waits (MSG_MORE) for the FIN, and both leave in one segment:
+                # the server finds the request and the end of the stream together, however busy it is.
+                held = socket.MSG_MORE if args.fin and number == len(sends) - 1 else 0
+                sock.sendall(piece, held)
                 counts.bytes_sent += len(piece)
             if args.fin:
                 sock.shutdown(socket.SHUT_WR)  # FIN: nothing more is coming; the answer still may
@@ -602,7 +606,8 @@ def parser() -> argparse.ArgumentParser:
                    help="with --split: seconds between two pieces, so that a server's recv() returns part of the "
                    "request (default: 0.01)")
     c.add_argument("--fin", action="store_true",
-                   help="shut down the sending side (a FIN) right after the request; the server must still answer")
+                   help="shut down the sending side (a FIN) right after the request, in the same segment as its last bytes; "
+                        "the server must still answer")
     c.add_argument("--back-to-back", action="store_true",
                    help="send the request twice in one write; the first response is the one judged")
     return p
