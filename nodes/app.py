@@ -606,8 +606,8 @@ def parser() -> argparse.ArgumentParser:
                    help="with --split: seconds between two pieces, so that a server's recv() returns part of the "
                    "request (default: 0.01)")
     c.add_argument("--fin", action="store_true",
-                   help="shut down the sending side (a FIN) right after the request, in the same segment as its last bytes; "
-                        "the server must still answer")
+                   help="shut down the sending side (a FIN) right after the request, in the same segment as its "
+                   "last bytes; the server must still answer")
     c.add_argument("--back-to-back", action="store_true",
                    help="send the request twice in one write; the first response is the one judged")
     return p
