@@ -28,6 +28,7 @@ class HostHandle:
     lab_id: str
     host: str
     ref: str  # the engine's own id for it (a container id, for Docker)
+    node: str = ""  # on a swarm, the id of the node whose engine runs it; "" on one engine
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, ClassVar, cast
 from urllib.parse import quote
 
 from docker.errors import APIError, NotFound
@@ -103,12 +103,54 @@ PATH_STAT_HEADER = "X-Docker-Container-Path-Stat"
 
 
 @dataclass(frozen=True)
-class _Attachment:
+class Attachment:
+    """A host's place on one of the lab's networks: the engine's network, and the interface it gets there."""
+
     network: str  # the engine's network name
     interface: Interface
 
 
+@dataclass(frozen=True)
+class CreatedNetwork:
+    """A network the engine made for a lab: its engine name and the subnets it was given."""
+
+    name: str
+    subnet4: ipaddress.IPv4Network
+    subnet6: ipaddress.IPv6Network | None
+
+
+def lab_labels(lab_id: str, scenario: str) -> dict[str, str]:
+    """The labels every resource of a lab carries (teardown and discovery find it by them)."""
+    return {LABEL_LAB: lab_id, LABEL_SCENARIO: scenario, LABEL_OWNER: owner()}
+
+
+def attachments(hosts: list[Host], created: dict[str, CreatedNetwork]) -> list[tuple[Host, list[Attachment]]]:
+    """Each host with its attachments: on each of its networks, the next address after the hosts before it."""
+    plans = []
+    for host in hosts:
+        attached = []
+        for net in host.networks:
+            made = created[net]
+            index = [h.name for h in hosts if net in h.networks].index(host.name)
+            subnet4, subnet6 = made.subnet4, made.subnet6
+            interface = Interface(
+                net,
+                ipv4=subnets.host_address(subnet4, index),
+                ipv6=subnets.host_address(subnet6, index) if subnet6 else None,
+                subnet4=str(subnet4),
+                subnet6=str(subnet6) if subnet6 else None,
+                engine4=subnets.gateway(subnet4),
+                engine6=subnets.gateway(subnet6) if subnet6 else None,
+            )
+            attached.append(Attachment(made.name, interface))
+        plans.append((host, attached))
+    return plans
+
+
 REMOVAL_ATTEMPTS = 5
+# Rounds of a teardown while a network stays busy: about 10 s in all, what a swarm's manager takes, under load, to
+# let go of a removed container's attachment (on one engine, the first round nearly always does it).
+REMOVAL_SWEEPS = 14
 
 
 def _scratch(labels: dict[str, str]) -> list[Mount]:
@@ -134,12 +176,35 @@ def _remove(call: Callable[[], Any]) -> bool:
         except APIError as exc:
             if exc.status_code == 409:  # removal already in progress elsewhere
                 return False
+            if _busy(exc):
+                raise  # the caller's sweep comes back to it
             if not exc.is_server_error() or attempt == REMOVAL_ATTEMPTS - 1:
                 raise
             time.sleep(0.1 * 2**attempt)
         else:
             return True
     return False
+
+
+def summarise(containers: Iterable[dict[str, Any]], networks: Iterable[dict[str, Any]]) -> list[LabSummary]:
+    """The labs that labelled containers and networks (the engine's listings of them) make up, by lab id."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def lab_of(labels: dict[str, str]) -> dict[str, Any]:
+        return found.setdefault(labels[LABEL_LAB], {"scenario": labels.get(LABEL_SCENARIO, "?"),
+                                                    "owner": labels.get(LABEL_OWNER, ""), "h": [], "n": []})
+
+    for container in containers:
+        lab_of(container["Labels"])["h"].append(container["Labels"].get(LABEL_HOST, "?"))
+    for network in networks:
+        lab_of(network["Labels"])["n"].append(network["Labels"].get(LABEL_NETWORK, "?"))
+    return [LabSummary(lab_id, v["scenario"], tuple(sorted(v["h"])), tuple(sorted(v["n"])), v["owner"])
+            for lab_id, v in sorted(found.items())]
+
+
+def _busy(exc: APIError) -> bool:
+    """A network that still has endpoints: a container leaving it (403), or on a swarm, a task not yet let go."""
+    return exc.status_code == 403 or "in use by task" in str(exc.explanation or exc)
 
 
 def _chunks(source: BinaryIO) -> Iterator[bytes]:
@@ -159,6 +224,9 @@ def _send_all(sock: Any, chunks: Iterable[bytes]) -> None:
 
 
 class DockerBackend:
+    # How lab networks are made on this engine: bridges, local to it (the swarm backend makes overlays).
+    NETWORK_OPTIONS: ClassVar[dict[str, Any]] = {"driver": "bridge"}
+
     def __init__(self, client: docker.DockerClient | None = None) -> None:
         self._client = client
         self._image: str | None = None
@@ -204,41 +272,24 @@ class DockerBackend:
         hosts = list(hosts)
         image = self.ensure_image(lambda message: None)
         images = self.host_images(hosts, lambda message: None)  # before anything is made: a bad one makes nothing
-        labels = {LABEL_LAB: lab_id, LABEL_SCENARIO: scenario, LABEL_OWNER: owner()}
+        labels = lab_labels(lab_id, scenario)
         with engine_errors(f"creating lab {lab_id} of {scenario}"):
-            created = {net.name: self._create_network(lab_id, net, labels) for net in networks}
-            plans = []
-            for host in hosts:
-                attachments = []
-                for net in host.networks:
-                    engine_name, subnet4, subnet6 = created[net]
-                    index = [h.name for h in hosts if net in h.networks].index(host.name)
-                    interface = Interface(
-                        net,
-                        ipv4=subnets.host_address(subnet4, index),
-                        ipv6=subnets.host_address(subnet6, index) if subnet6 else None,
-                        subnet4=str(subnet4),
-                        subnet6=str(subnet6) if subnet6 else None,
-                        engine4=subnets.gateway(subnet4),
-                        engine6=subnets.gateway(subnet6) if subnet6 else None,
-                    )
-                    attachments.append(_Attachment(engine_name, interface))
-                plans.append((host, attachments))
+            created = {net.name: self.create_network(lab_id, net, labels) for net in networks}
 
-
-            def bring_up(plan: tuple[Host, list[_Attachment]]) -> HostInfo:
+            def bring_up(plan: tuple[Host, list[Attachment]]) -> HostInfo:
                 host, attachments = plan
-                container = self._create_host(images.get(host.name, image), lab_id, labels, host, attachments)
+                container = self.create_host(images.get(host.name, image), lab_id, labels, host, attachments)
                 info = HostInfo(HostHandle(lab_id, host.name, container),
                                 {a.interface.network: a.interface for a in attachments})
                 if on_started:
                     on_started(info)
                 return info
 
-            infos = parallel_map(bring_up, plans)
+            infos = parallel_map(bring_up, attachments(hosts, created))
         return {info.handle.host: info for info in infos}
 
-    def _create_network(self, lab_id: str, net: Network, labels: dict[str, str]) -> tuple[str, Any, Any]:
+    def create_network(self, lab_id: str, net: Network, labels: dict[str, str]) -> CreatedNetwork:
+        """A network of the lab on free subnets, made with ``NETWORK_OPTIONS``."""
         name = f"{PROJECT}-{lab_id}-{net.name}"
         with self._allocating:  # threads of this process never race each other for a subnet
             for subnet4, subnet6 in self._candidates(net):
@@ -247,14 +298,16 @@ class DockerBackend:
                     pools.append(IPAMPool(subnet=str(subnet6), gateway=subnets.gateway(subnet6)))
                 try:
                     self.api.create_network(
-                        name, driver="bridge", internal=True, enable_ipv6=bool(subnet6),
-                        ipam=IPAMConfig(pool_configs=pools), labels=labels | {LABEL_NETWORK: net.name},
+                        name, internal=True, enable_ipv6=bool(subnet6), ipam=IPAMConfig(pool_configs=pools),
+                        labels=labels | {LABEL_NETWORK: net.name}, **self.NETWORK_OPTIONS,
                     )
                 except APIError as exc:
                     if "overlap" in str(exc).lower():
                         continue  # another lab (or program) took it meanwhile
                     raise
-                return name, subnet4, subnet6
+                if not self.allocated(name, [pool["Subnet"] for pool in pools]):
+                    continue  # another client took it meanwhile, and the engine has made this one unusable
+                return CreatedNetwork(name, subnet4, subnet6)
         if net.subnet4 or net.subnet6:
             raise EnvironmentProblem(
                 f"network {net.name!r}: the subnet the scenario sets ({net.subnet4 or net.subnet6}) is in use by "
@@ -265,6 +318,10 @@ class DockerBackend:
             "Run `invoke clean` if they belong to labs of yours left behind (`invoke labs` shows whose they are), "
             "or run fewer labs at once"
         )
+
+    def allocated(self, name: str, subnets: list[str]) -> bool:
+        """Whether a network just made has its subnets: a bridge is refused at once if they are taken."""
+        return True
 
     def _candidates(self, net: Network) -> Iterator[tuple[Any, Any]]:
         if net.subnet4 and (net.subnet6 or not net.ipv6):
@@ -281,10 +338,11 @@ class DockerBackend:
                     taken.append(ipaddress.ip_network(config["Subnet"], strict=False))
         return taken
 
-    def _create_host(
-        self, image: str, lab_id: str, labels: dict[str, str], host: Host, attachments: list[_Attachment]
+    def create_host(
+        self, image: str, lab_id: str, labels: dict[str, str], host: Host, attached: list[Attachment]
     ) -> str:
-        first, rest = (attachments[0], attachments[1:]) if attachments else (None, [])
+        """Create and start a host's container, hardened, on its networks; return its id."""
+        first, rest = (attached[0], attached[1:]) if attached else (None, [])
         host_config = self.api.create_host_config(
             init=True,
             cap_drop=["ALL"],
@@ -320,7 +378,13 @@ class DockerBackend:
             raise
         return container
 
-    def _endpoint(self, attachment: _Attachment, alias: str) -> Any:
+    def addresses(self, container: str) -> dict[str, tuple[str | None, str | None]]:
+        """The IPv4 and IPv6 address the engine gave a container on each of its networks, by network name."""
+        networks = self.api.inspect_container(container)["NetworkSettings"]["Networks"] or {}
+        return {name: (found.get("IPAddress") or None, found.get("GlobalIPv6Address") or None)
+                for name, found in networks.items()}
+
+    def _endpoint(self, attachment: Attachment, alias: str) -> Any:
         return self.api.create_endpoint_config(
             ipv4_address=attachment.interface.ipv4, ipv6_address=attachment.interface.ipv6, aliases=[alias]
         )
@@ -450,38 +514,31 @@ class DockerBackend:
         with engine_errors("listing labs"):
             containers = self.api.containers(all=True, filters={"label": LABEL_LAB})
             networks = self.api.networks(filters={"label": LABEL_LAB})
-        found: dict[str, dict[str, Any]] = {}
-
-        def lab_of(labels: dict[str, str]) -> dict[str, Any]:
-            return found.setdefault(labels[LABEL_LAB], {"scenario": labels.get(LABEL_SCENARIO, "?"),
-                                                        "owner": labels.get(LABEL_OWNER, ""), "h": [], "n": []})
-
-        for container in containers:
-            lab_of(container["Labels"])["h"].append(container["Labels"].get(LABEL_HOST, "?"))
-        for network in networks:
-            lab_of(network["Labels"])["n"].append(network["Labels"].get(LABEL_NETWORK, "?"))
-        return [LabSummary(lab_id, v["scenario"], tuple(sorted(v["h"])), tuple(sorted(v["n"])), v["owner"])
-                for lab_id, v in sorted(found.items())]
+        return summarise(containers, networks)
 
     def destroy_lab(self, lab_id: str) -> int:
-        return self._destroy(f"{LABEL_LAB}={lab_id}")
+        return self.remove_labelled(f"{LABEL_LAB}={lab_id}")
 
     def destroy_all(self) -> int:
-        return self._destroy(LABEL_LAB)
+        return self.remove_labelled(LABEL_LAB)
 
     def destroy_owned(self, owner: str) -> int:
-        return self._destroy(f"{LABEL_OWNER}={owner}")
+        return self.remove_labelled(f"{LABEL_OWNER}={owner}")
 
-    def _destroy(self, label: str) -> int:
-        """Containers first (they hold the networks), then networks, then volumes.
+    def remove_labelled(self, label: str, *, networks: bool = True) -> int:
+        """Containers first (they hold the networks), then networks (unless not asked), then volumes.
 
         Another process may still be attaching a container to one of the
         networks (a run being cleaned away under its feet): the network is
-        then busy, and the sweep goes round again.
+        then busy, and the sweep goes round again. On a swarm, a node's
+        engine removes its containers and volumes, and the manager the
+        networks (``networks=False`` on the nodes).
         """
         removed = 0
         with engine_errors("tearing down"):
-            for sweep in range(REMOVAL_ATTEMPTS):
+            for sweep in range(REMOVAL_SWEEPS):
+                if sweep:
+                    time.sleep(min(1.0, 0.05 * 2**sweep))  # the engine lets go of a network's endpoints
                 containers = self.api.containers(all=True, filters={"label": label})
 
                 def remove_container(container: dict[str, Any]) -> bool:
@@ -489,11 +546,11 @@ class DockerBackend:
 
                 removed += sum(parallel_map(remove_container, containers))
                 busy = False
-                for network in self.api.networks(filters={"label": label}):
+                for network in self.api.networks(filters={"label": label}) if networks else ():
                     try:
                         removed += _remove(partial(self.api.remove_network, network["Id"]))
                     except APIError as exc:
-                        if exc.status_code != 403 or sweep == REMOVAL_ATTEMPTS - 1:  # 403: active endpoints
+                        if not _busy(exc) or sweep == REMOVAL_SWEEPS - 1:
                             raise
                         busy = True
                 for volume in self.api.volumes(filters={"label": label}).get("Volumes") or []:

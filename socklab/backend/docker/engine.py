@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import requests
@@ -17,13 +18,24 @@ START_HINT = (
 )
 
 
-def connect(timeout: int = 120) -> docker.DockerClient:
-    """A client for the engine DOCKER_HOST names (the local socket by default)."""
+class EngineUnreachable(EnvironmentProblem):
+    """No engine answers at an endpoint, or one stopped answering: the one problem a swarm node's loss shows as."""
+
+
+def connect(timeout: int = 120, base_url: str | None = None) -> docker.DockerClient:
+    """A client for the engine at ``base_url``, else the one DOCKER_HOST names (the local socket by default).
+
+    Either way the environment's TLS settings (DOCKER_TLS_VERIFY,
+    DOCKER_CERT_PATH) apply to a ``tcp://`` endpoint, as they do for the
+    docker command.
+    """
+    environment = dict(os.environ) | ({"DOCKER_HOST": base_url} if base_url else {})
     try:
-        client = docker.from_env(timeout=timeout, max_pool_size=64)
+        client = docker.from_env(timeout=timeout, max_pool_size=64, environment=environment)
         client.ping()
     except (DockerException, requests.RequestException) as exc:
-        raise EnvironmentProblem(f"No Docker engine answers: {exc}. {START_HINT}.") from None
+        where = f"at {base_url}" if base_url else "answers"
+        raise EngineUnreachable(f"No Docker engine {where}: {exc}. {START_HINT}.") from None
     return client
 
 
@@ -41,7 +53,7 @@ def engine_errors(doing: str) -> Iterator[None]:
     try:
         yield
     except requests.ConnectionError as exc:
-        raise EnvironmentProblem(f"The Docker engine stopped answering while {doing}: {exc}. {START_HINT}.") from None
+        raise EngineUnreachable(f"The Docker engine stopped answering while {doing}: {exc}. {START_HINT}.") from None
     except APIError as exc:
         why = str(exc.explanation or exc)
         short = exhausted(why)
