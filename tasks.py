@@ -34,6 +34,8 @@ from socklab.runner import DEFAULT_JOBS
 out = Console(width=None if sys.stdout.isatty() else 120, emoji=False)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 120, emoji=False)
 ALL = "--all"  # invoke has no optional positionals; an unregistered --all arrives as the NAME
+BACKEND_HELP = ("where labs run: docker (one engine, the default) or swarm (across a Docker Swarm's nodes); "
+                "default: $SOCKLAB_BACKEND, else docker")
 
 def _friendly(body: Callable[..., Any]) -> Callable[..., Any]:
     """Turn socklab's errors into a message and their exit status, not a traceback."""
@@ -63,12 +65,12 @@ def _names(text: str) -> list[str]:
     return [name for name in re.split(r"[,\s]+", text) if name]
 
 
-@task(help={"quiet": "print only the image's name"})
+@task(help={"quiet": "print only the image's name", "backend": BACKEND_HELP})
 @_friendly
-def build(c: Context, quiet: bool = False) -> None:
+def build(c: Context, quiet: bool = False, backend: str = "") -> None:
     """Build the node image if its recipe (docker/) changed; a no-op otherwise."""
     listener = events.ignore if quiet else console.LiveProgress(err, [])
-    out.print(api.build(listener=listener))
+    out.print(api.build(api.default_backend(backend), listener=listener))
 
 
 @task(name="setup", help={"no-build": "only install what is missing; leave building the node image to the first run"})
@@ -142,13 +144,14 @@ def explain(c: Context, name: str, scenarios: str = "") -> None:
         "ROLE may be PROGRAM-client (app-client) for a client; repeatable",
         "rubric": "a grading.toml: commands by role, scenarios, points by check, the time limit",
         "scenarios": SCENARIOS_HELP,
+        "backend": BACKEND_HELP,
     },
     iterable=["impl"],
 )
 @_friendly
 def run(c: Context, names: str, jobs: int = DEFAULT_JOBS, results: str = str(reports.DEFAULT_ROOT),
         quiet: bool = False, json_: bool = False, capture: bool = False, impl: list[str] | None = None,
-        rubric: str = "", scenarios: str = "") -> None:
+        rubric: str = "", scenarios: str = "", backend: str = "") -> None:
     """Run scenarios across containers (NAME[,NAME...], files, or --all); exit 1 if a check failed."""
     everything = names == ALL
     selected = api.select([] if everything else _names(names), everything=everything,
@@ -164,8 +167,9 @@ def run(c: Context, names: str, jobs: int = DEFAULT_JOBS, results: str = str(rep
     silent = quiet or json_
     progress = console.LiveProgress(err, selected)
     with contextlib.nullcontext() if silent else progress:
-        result = api.run(selected, jobs=jobs, results_root=Path(results), capture=capture,
-                         listener=events.ignore if silent else progress, plans=plans, budgets=budgets)
+        result = api.run(selected, backend=api.default_backend(backend), jobs=jobs, results_root=Path(results),
+                         capture=capture, listener=events.ignore if silent else progress, plans=plans,
+                         budgets=budgets)
     if json_:
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     elif quiet:
@@ -187,61 +191,63 @@ def run(c: Context, names: str, jobs: int = DEFAULT_JOBS, results: str = str(rep
         "jobs": f"how many labs run side by side, any student's (default: {DEFAULT_JOBS})",
         "results": "folder under which the class's results folder is made (default: results)",
         "scenarios": SCENARIOS_HELP,
+        "backend": BACKEND_HELP,
     },
 )
 @_friendly
 def grade(c: Context, submissions: str, role: str, rubric: str = "", jobs: int = DEFAULT_JOBS,
-          results: str = str(reports.DEFAULT_ROOT), scenarios: str = "") -> None:
+          results: str = str(reports.DEFAULT_ROOT), scenarios: str = "", backend: str = "") -> None:
     """Grade a class: every student's folder against the same checks; a report each, and the class's CSV and page."""
     progress = console.ClassProgress(err)
     with progress:
         result = api.grade_class(Path(submissions), role, rubric=Path(rubric) if rubric else None,
                                  directory=catalogue.folder(scenarios), jobs=jobs, results_root=Path(results),
-                                 listener=progress)
+                                 backend=api.default_backend(backend), listener=progress)
     console.print_class(out, result, class_reports.commonest_lines(result))
     if result.exit_status:
         raise Exit(code=result.exit_status)
 
 
 @task(help={"name": "the scenario whose lab to bring up (a name of the catalogue, or a file)",
-            "scenarios": SCENARIOS_HELP})
+            "scenarios": SCENARIOS_HELP, "backend": BACKEND_HELP})
 @_friendly
-def up(c: Context, name: str, scenarios: str = "") -> None:
+def up(c: Context, name: str, scenarios: str = "", backend: str = "") -> None:
     """Bring a scenario's lab up with its services running, and leave it up (see `down`)."""
     scenario = catalogue.load([name], catalogue.folder(scenarios))[0]
     with console.LiveProgress(err, [scenario]) as progress:
-        running = api.up(scenario, listener=progress)
+        running = api.up(scenario, backend=api.default_backend(backend), listener=progress)
     console.print_lab(out, running)
 
 
 @task(help={"lab": "the lab to tear down, whoever made it (default: every lab of your own, never another "
-                   "owner's; you are $SOCKLAB_OWNER, or user@machine)"})
+                   "owner's; you are $SOCKLAB_OWNER, or user@machine)", "backend": BACKEND_HELP})
 @_friendly
-def down(c: Context, lab: str = "") -> None:
+def down(c: Context, lab: str = "", backend: str = "") -> None:
     """Tear down labs left running by `up`: the one named, or all of your own (see `labs`)."""
-    removed = api.down(lab or None)
+    removed = api.down(lab or None, api.default_backend(backend))
     out.print(f"removed {removed} containers and networks")
 
 
-@task
+@task(help={"backend": BACKEND_HELP})
 @_friendly
-def labs(c: Context) -> None:
-    """List the labs on the engine, with the owner of each (who made it)."""
-    console.print_labs(out, api.labs())
+def labs(c: Context, backend: str = "") -> None:
+    """List the labs on the engine (or every node of a swarm), with the owner of each (who made it)."""
+    console.print_labs(out, api.labs(api.default_backend(backend)))
 
 
 @task(help={"host": "a host of the running lab", "lab": LAB_HELP,
-            "root": "be root on the host (for tcpdump, iptables, tc) instead of the lab user"})
+            "root": "be root on the host (for tcpdump, iptables, tc) instead of the lab user", "backend": BACKEND_HELP})
 @_friendly
-def shell(c: Context, host: str, lab: str = "", root: bool = False) -> None:
+def shell(c: Context, host: str, lab: str = "", root: bool = False, backend: str = "") -> None:
     """Open an interactive shell on a host of a running lab."""
-    raise Exit(code=api.shell(host, lab_id=lab or None, user="root" if root else "lab"))
+    raise Exit(code=api.shell(host, lab_id=lab or None, user="root" if root else "lab",
+                              backend=api.default_backend(backend)))
 
 
 @task(name="exec", help={"host": "a host of the running lab", "lab": LAB_HELP,
-                         "root": "run as root instead of the lab user"})
+                         "root": "run as root instead of the lab user", "backend": BACKEND_HELP})
 @_friendly
-def exec_(c: Context, host: str, lab: str = "", root: bool = False) -> None:
+def exec_(c: Context, host: str, lab: str = "", root: bool = False, backend: str = "") -> None:
     """Run the command after `--` on a host of a running lab of yours: invoke exec client -- ip address
 
     Several words after `--` are the program and its arguments, exactly as
@@ -255,7 +261,8 @@ def exec_(c: Context, host: str, lab: str = "", root: bool = False) -> None:
         raise UsageError("--", "no command given", "put it after --, as in: invoke exec client -- ip address")
     argv = ["sh", "-c", words[0]] if len(words) == 1 else words
     stdin = None if sys.stdin.isatty() else sys.stdin.buffer
-    result = api.execute(host, argv, lab_id=lab or None, user="root" if root else "lab", stdin=stdin)
+    result = api.execute(host, argv, lab_id=lab or None, user="root" if root else "lab", stdin=stdin,
+                         backend=api.default_backend(backend))
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     raise Exit(code=result.exit_code)
@@ -270,43 +277,47 @@ def _after_dashes(c: Context) -> list[str]:
 
 @task(help={"source": "what to copy: a local path, or HOST:PATH on a host of the running lab",
             "target": "where to: HOST:PATH, or a local path (an existing folder: into it)",
-            "lab": LAB_HELP})
+            "lab": LAB_HELP, "backend": BACKEND_HELP})
 @_friendly
-def cp(c: Context, source: str, target: str, lab: str = "") -> None:
+def cp(c: Context, source: str, target: str, lab: str = "", backend: str = "") -> None:
     """Copy a file or folder to or from a host of a running lab: invoke cp app server:/lab/app"""
-    out.print(escape(api.copy(source, target, lab_id=lab or None)), highlight=False)
+    out.print(escape(api.copy(source, target, lab_id=lab or None, backend=api.default_backend(backend))),
+              highlight=False)
 
 
 @task(name="capture", help={"host": "a host of the running lab", "lab": LAB_HELP,
                             "interface": "interface to record: any (default), lo, eth0 ...",
-                            "output": "pcap file to write (default: results/capture-HOST-TIME.pcap)"})
+                            "output": "pcap file to write (default: results/capture-HOST-TIME.pcap)",
+                            "backend": BACKEND_HELP})
 @_friendly
-def capture_(c: Context, host: str, lab: str = "", interface: str = "any", output: str = "") -> None:
+def capture_(c: Context, host: str, lab: str = "", interface: str = "any", output: str = "",
+             backend: str = "") -> None:
     """Record packets on a host of a running lab into a pcap file, until Ctrl-C."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = Path(output or reports.DEFAULT_ROOT / f"capture-{host}-{stamp}.pcap")
     err.print(f"capturing on {host} ({interface}) into {path}; Ctrl-C to stop")
-    written = api.capture(host, path, lab_id=lab or None, interface=interface)
+    written = api.capture(host, path, lab_id=lab or None, interface=interface, backend=api.default_backend(backend))
     out.print(f"wrote {written} bytes to {path}: open it in Wireshark, or `tcpdump -nr {path}`")
 
 
 @task(help={"everyone": "remove every lab on the engine, whoever made it (asks first on a terminal)",
-            "yes": "with --everyone: do not ask (what a script or CI must say)"})
+            "yes": "with --everyone: do not ask (what a script or CI must say)", "backend": BACKEND_HELP})
 @_friendly
-def clean(c: Context, everyone: bool = False, yes: bool = False) -> None:
+def clean(c: Context, everyone: bool = False, yes: bool = False, backend: str = "") -> None:
     """Remove everything of your own labs (you are $SOCKLAB_OWNER, or user@machine); --everyone: anybody's."""
-    if everyone and not yes and not _confirmed_everyone():
+    chosen = api.default_backend(backend)
+    if everyone and not yes and not _confirmed_everyone(chosen):
         out.print("nothing removed")
         return
-    out.print(f"removed {api.clean(everyone=everyone)} containers, networks and volumes")
+    out.print(f"removed {api.clean(everyone=everyone, backend=chosen)} containers, networks and volumes")
 
 
-def _confirmed_everyone() -> bool:
+def _confirmed_everyone(backend: api.Backend) -> bool:
     """Ask, on a terminal, before taking other people's labs; elsewhere, refuse: only --yes says it there."""
     if not sys.stdin.isatty():
         raise UsageError("--everyone", "removes other people's labs too, and there is nobody here to ask",
                          "add --yes to mean it, or leave --everyone out to remove only your own labs")
-    labs = api.labs()
+    labs = api.labs(backend)
     owners = sorted({lab.owner or "nobody" for lab in labs})
     answer = input(f"Remove all {len(labs)} labs on this engine, of {len(owners)} owners "
                    f"({', '.join(owners)})? [y/N] ")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import os
 import posixpath
 import re
 import shutil
@@ -32,11 +33,23 @@ from socklab.reports.files import NotWritten
 from socklab.reports.journal import Journal
 from socklab.results import ClassResult, RunningLab, RunResult
 
+BACKEND_VARIABLE = "SOCKLAB_BACKEND"
 
-def default_backend() -> Backend:
-    from socklab.backend.docker import DockerBackend  # the SDK loads only when a lab is needed
 
-    return DockerBackend()
+def default_backend(name: str = "") -> Backend:
+    """The backend named (``--backend``), else ``$SOCKLAB_BACKEND``'s, else the one Docker engine (DOCKER_HOST's)."""
+    chosen = name or os.environ.get(BACKEND_VARIABLE, "") or "docker"
+    if chosen == "docker":
+        from socklab.backend.docker import DockerBackend  # the SDK loads only when a lab is needed
+
+        return DockerBackend()
+    if chosen == "swarm":
+        from socklab.backend.swarm import SwarmBackend
+
+        return SwarmBackend()
+    raise UsageError("--backend" if name else BACKEND_VARIABLE, f"{chosen!r} is not a backend",
+                     "use docker (one engine, the default) or swarm (a Docker Swarm: the README's "
+                     '"Across several machines")')
 
 
 def build(backend: Backend | None = None, listener: events.Listener = events.ignore) -> str:

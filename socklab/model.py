@@ -119,6 +119,7 @@ def _files(table: dict[str, Any]) -> tuple[FileCopy, ...]:
     return tuple(copies)
 
 
+PLACE_PATTERN = r"apart|together|[A-Za-z0-9][A-Za-z0-9_.-]*=[^\s=]*"  # a node label as KEY=VALUE
 SYSCTL_PATTERN = re.compile(r"net(\.[A-Za-z0-9_-]+)+")
 
 
@@ -177,6 +178,12 @@ class Host:
     sysctls: tuple[tuple[str, str], ...] = key(
         "kernel settings of its own network namespace, set as it is made: { SETTING = VALUE }", (), takes=dict,
         parse=_sysctls, example='{ "net.core.somaxconn" = 8 }')
+    place: str = key(
+        "on a swarm (--backend swarm), the node it runs on: apart, on a node with no other host of the lab where "
+        "there are enough; together, with the lab's other hosts placed together; LABEL=VALUE, on a node with that "
+        "node label. One engine has one place for all", "apart", pattern=PLACE_PATTERN, what="a place",
+        fix='write "apart", "together", or a node label as "zone=b" (set with `docker node update --label-add`)',
+        example='"apart"')
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
 def recorder(monkeypatch: pytest.MonkeyPatch) -> RecordingBackend:
     """The backend that ``invoke run`` gets: one that records every call and has no engine behind it."""
     backend = RecordingBackend()
-    monkeypatch.setattr(api, "default_backend", lambda: backend)
+    monkeypatch.setattr(api, "default_backend", lambda name="": backend)
     return backend
 
 

@@ -1,0 +1,310 @@
+"""Labs across a Docker Swarm: overlay networks on a manager, each host a container on the engine of its node.
+
+The hosts are the same hardened containers the Docker backend makes (the
+same code makes them, on each node's engine); what changes is the network
+under them and where each one runs. Lab networks are overlays made on the
+manager (attachable, so that a plain container on any node may join;
+internal; dual-stack where the lab uses IPv6), from the same pools as on one
+engine, so addresses read the same. Hosts are placed on nodes by
+``socklab.backend.swarm.placement``. Everything carries the lab's labels,
+so that ``labs``, ``down`` and ``clean`` find it on every node.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
+from typing import Any, BinaryIO, ClassVar
+
+from socklab.backend.base import Channel, ExecResult, HostHandle, HostInfo, LabSummary, PathInfo, Progress
+from socklab.backend.docker.backend import Attachment, DockerBackend, attachments, lab_labels, summarise
+from socklab.backend.docker.engine import EngineUnreachable, engine_errors
+from socklab.backend.swarm import distribution, placement
+from socklab.backend.swarm.cluster import Cluster
+from socklab.concurrency import parallel_map
+from socklab.constants import LABEL_LAB, LABEL_OWNER
+from socklab.errors import EnvironmentProblem, LabError, SocklabError
+from socklab.model import Host, Network
+
+
+class OverlayNetworks(DockerBackend):
+    """The manager's engine, making a lab's networks as overlays the whole swarm shares.
+
+    Unlike a bridge, an overlay on subnets another one already has is
+    accepted, then left without them (the manager's allocator refuses it
+    after the fact, and a container that tries to join waits 20 s and fails,
+    leaving a task that blocks the network's removal until the node leaves
+    the swarm). So a new overlay is checked for its subnets, and one without
+    is removed at once, and the next free pair tried: two clients creating
+    networks at once on one manager never end up sharing, or stuck.
+    """
+
+    NETWORK_OPTIONS: ClassVar[dict[str, Any]] = {"driver": "overlay", "attachable": True, "scope": "swarm"}
+
+    def allocated(self, name: str, subnets: list[str]) -> bool:
+        """Every subnet asked for is the network's, or it is removed (a host must not join a half-made overlay)."""
+        deadline = time.monotonic() + ALLOCATION_WAIT
+        while True:
+            config = (self.api.inspect_network(name).get("IPAM") or {}).get("Config") or []
+            if set(subnets) <= {pool.get("Subnet") for pool in config}:
+                return True
+            if time.monotonic() > deadline:
+                self.api.remove_network(name)
+                return False
+            time.sleep(0.05)
+
+
+GONE_WAIT = 10.0  # seconds the nodes may take to drop their copies of the networks removed
+ALLOCATION_WAIT = 2.0  # seconds a new overlay may take to get its subnets from the manager's allocator
+
+
+class NoIPv6Overlay(LabError):
+    """A scenario needs IPv6 on a network, which the swarm backend does not make (exit 1; the run goes on)."""
+
+
+class NodeLost(LabError):
+    """A node's engine stopped answering while a lab had hosts on it: that lab fails, the run goes on (exit 1)."""
+
+
+class SwarmBackend:
+    """The Backend interface (``socklab.backend.base``) over a swarm; see the module's docstring."""
+
+    def __init__(self, endpoint: str | None = None) -> None:
+        self._endpoint = endpoint
+        self._cluster: Cluster | None = None
+        self._networks: OverlayNetworks | None = None
+        self._image: str | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def cluster(self) -> Cluster:
+        with self._lock:
+            if self._cluster is None:
+                self._cluster = Cluster.discover(self._endpoint)
+                self._networks = OverlayNetworks(self._cluster.manager.client)
+            return self._cluster
+
+    @property
+    def networks(self) -> OverlayNetworks:
+        self.cluster  # noqa: B018  # discovering the cluster makes the manager's network maker
+        assert self._networks is not None
+        return self._networks
+
+    # -- images ----------------------------------------------------------------
+
+    def ensure_image(self, progress: Progress) -> str:
+        """Built (or found) on the manager's engine, then sent to each node that lacks it, once."""
+        cluster = self.cluster
+        if self._image is None:
+            name = cluster.manager.ensure_image(progress)
+            distribution.send(name, cluster.manager, self._node_engines(), progress)
+            self._image = name
+        return self._image
+
+    def host_images(self, hosts: Iterable[Host], progress: Progress) -> dict[str, str]:
+        cluster = self.cluster
+        images = cluster.manager.host_images(hosts, progress)
+        distribution.send_all(sorted(set(images.values())), cluster.manager, self._node_engines(), progress)
+        return images
+
+    def _node_engines(self) -> dict[str, DockerBackend]:
+        return {node.hostname: self._engine_of(node.node_id) for node in self.cluster.nodes}
+
+    # -- labs --------------------------------------------------------------------
+
+    def create_lab(
+        self, lab_id: str, scenario: str, networks: Iterable[Network], hosts: Iterable[Host],
+        on_started: Callable[[HostInfo], None] | None = None,
+    ) -> dict[str, HostInfo]:
+        hosts, networks = list(hosts), list(networks)
+        dual = sorted(net.name for net in networks if net.ipv6)
+        if dual:
+            raise NoIPv6Overlay(
+                f"scenario {scenario} uses IPv6 on network(s) {', '.join(dual)}, and the swarm backend makes IPv4 "
+                "overlays only: on Docker 20.10, a dual-stack overlay now and then keeps an attachment of a host "
+                "after the host is gone, and can then not be removed until the node leaves the swarm "
+                "(moby/moby#41624). Run it on one engine (--backend docker), or leave IPv6 out of its networks")
+        image = self.ensure_image(lambda message: None)
+        images = self.host_images(hosts, lambda message: None)
+        cluster = self.cluster
+        where = placement.place(hosts, cluster.nodes, self._running())
+        labels = lab_labels(lab_id, scenario)
+        with engine_errors(f"creating lab {lab_id} of {scenario} on the swarm's manager"):
+            created = {net.name: self.networks.create_network(lab_id, net, labels) for net in networks}
+
+        def bring_up(plan: tuple[Host, list[Attachment]]) -> HostInfo:
+            host, attached = plan
+            node = where[host.name]
+            engine = self._engine_of(node.node_id)
+            # No addresses asked for: on an overlay, an address the manager cannot give (each node's own endpoint
+            # on the network takes one as well) fails the container and leaves a task that blocks the network's
+            # removal. The engine's choice is read back instead.
+            anywhere = [Attachment(a.network, replace(a.interface, ipv4=None, ipv6=None)) for a in attached]
+            doing = f"creating host {host.name} of lab {lab_id} on swarm node {node}"
+            with self._node_errors(node.node_id, doing), engine_errors(doing):
+                container = engine.create_host(images.get(host.name, image), lab_id, labels, host, anywhere)
+                given = engine.addresses(container)
+            interfaces = {a.interface.network: replace(a.interface, ipv4=given[a.network][0],
+                                                       ipv6=given[a.network][1] if a.interface.ipv6 else None)
+                          for a in attached}
+            info = HostInfo(HostHandle(lab_id, host.name, container, node.node_id), interfaces)
+            if on_started:
+                on_started(info)
+            return info
+
+        # One host after another: hosts joining a new overlay at the same moment, on Docker 20.10, now and then
+        # leave behind an attachment the manager never lets go of, and the network can then not be removed.
+        infos = [bring_up(plan) for plan in attachments(hosts, created)]
+        return {info.handle.host: info for info in infos}
+
+    def _running(self) -> dict[str, int]:
+        """How many socklab hosts each node runs now (placement prefers the least busy)."""
+
+        def count(node_id: str) -> int:
+            try:
+                return len(self._engine_of(node_id).api.containers(filters={"label": LABEL_LAB}))
+            except Exception:  # noqa: BLE001  # a node that does not answer is simply not preferred
+                return 1 << 20
+
+        ids = [node.node_id for node in self.cluster.nodes]
+        return dict(zip(ids, parallel_map(count, ids), strict=True))
+
+    # -- hosts: each call goes to the engine of the host's node ---------------------
+
+    def exec(
+        self, handle: HostHandle, argv: Sequence[str], *, user: str, env: dict[str, str] | None = None,
+        detach: bool = False, stdin: bytes | BinaryIO | None = None,
+    ) -> ExecResult:
+        with self._node_errors(handle.node, f"running a command on {handle.host}"):
+            return self._engine(handle).exec(handle, argv, user=user, env=env, detach=detach, stdin=stdin)
+
+    def attach(self, handle: HostHandle, argv: Sequence[str], *, user: str) -> Channel:
+        with self._node_errors(handle.node, f"attaching to a command on {handle.host}"):
+            return self._engine(handle).attach(handle, argv, user=user)
+
+    def stream(self, handle: HostHandle, argv: Sequence[str], *, user: str) -> Iterator[bytes]:
+        with self._node_errors(handle.node, f"streaming from {handle.host}"):
+            yield from self._engine(handle).stream(handle, argv, user=user)
+
+    def read_files(self, handle: HostHandle, path: str) -> dict[str, bytes]:
+        with self._node_errors(handle.node, f"reading {path} on {handle.host}"):
+            return self._engine(handle).read_files(handle, path)
+
+    def path_info(self, handle: HostHandle, path: str) -> PathInfo | None:
+        with self._node_errors(handle.node, f"looking at {path} on {handle.host}"):
+            return self._engine(handle).path_info(handle, path)
+
+    def put_archive(self, handle: HostHandle, path: str, data: bytes) -> None:
+        with self._node_errors(handle.node, f"copying files to {path} on {handle.host}"):
+            self._engine(handle).put_archive(handle, path, data)
+
+    def get_archive(self, handle: HostHandle, path: str) -> bytes:
+        with self._node_errors(handle.node, f"copying {path} from {handle.host}"):
+            return self._engine(handle).get_archive(handle, path)
+
+    def shell(self, handle: HostHandle, argv: Sequence[str], *, user: str) -> int:
+        return self._engine(handle).shell(handle, argv, user=user)
+
+    def find_host(self, host: str, lab_id: str | None = None) -> HostHandle:
+        """As on one engine (``DockerBackend.find_host``), on every node at once."""
+        found: list[HostHandle] = []
+        for node in self.cluster.nodes:
+            try:
+                found.append(self._engine_of(node.node_id).find_host(host, lab_id))
+            except EnvironmentProblem:
+                raise
+            except SocklabError:
+                continue  # not on that node
+            found[-1] = HostHandle(found[-1].lab_id, host, found[-1].ref, node.node_id)
+        if not found:
+            where = f"lab {lab_id}" if lab_id else "any running lab of yours"
+            raise SocklabError(f"no host {host!r} in {where} on the swarm's nodes; start one with `invoke up "
+                               "SCENARIO --backend swarm`, or name another's lab with --lab (see `invoke labs`)")
+        if len(found) > 1:
+            labs = ", ".join(sorted(h.lab_id for h in found))
+            raise SocklabError(f"host {host!r} exists in several labs ({labs}); choose one with --lab")
+        return found[0]
+
+    def _engine(self, handle: HostHandle) -> DockerBackend:
+        if not handle.node:
+            raise SocklabError(f"host {handle.host} of lab {handle.lab_id} was not made on a swarm")
+        return self._engine_of(handle.node)
+
+    def _engine_of(self, node_id: str) -> DockerBackend:
+        with self._node_errors(node_id, "connecting to its engine"):
+            return self.cluster.engine(node_id)
+
+    def _node_errors(self, node_id: str, doing: str) -> contextlib.AbstractContextManager[None]:
+        return _lost_node(self.cluster, node_id, doing)
+
+    # -- discovery and teardown: every node, and the manager's networks ---------------
+
+    def labs(self) -> list[LabSummary]:
+        containers: list[dict[str, Any]] = []
+        for node in self.cluster.nodes:
+            with self._node_errors(node.node_id, "listing labs"):
+                containers += self._engine_of(node.node_id).api.containers(all=True, filters={"label": LABEL_LAB})
+        with engine_errors("listing the swarm's lab networks"):
+            networks = self.networks.api.networks(filters={"label": LABEL_LAB, "scope": "swarm"})
+        return summarise(containers, networks)
+
+    def destroy_lab(self, lab_id: str) -> int:
+        return self._destroy(f"{LABEL_LAB}={lab_id}")
+
+    def destroy_all(self) -> int:
+        return self._destroy(LABEL_LAB)
+
+    def destroy_owned(self, owner: str) -> int:
+        return self._destroy(f"{LABEL_OWNER}={owner}")
+
+    def _destroy(self, label: str) -> int:
+        """Hosts (and their volumes) on every node, then the networks on the manager.
+
+        A node that does not answer is passed over and named: the rest of the
+        lab still goes, and what it holds is said, to be cleaned once it is back.
+        """
+        left: list[str] = []
+
+        def on_node(node_id: str) -> int:
+            node = self.cluster.node(node_id)
+            try:
+                return self.cluster.engine(node_id).remove_labelled(label, networks=False)
+            except EnvironmentProblem as exc:
+                left.append(f"{node.hostname} ({exc})")
+                return 0
+
+        removed = sum(parallel_map(on_node, [node.node_id for node in self.cluster.nodes]))
+        removed += self.networks.remove_labelled(label)
+        self._until_gone(label)
+        if left:
+            raise EnvironmentProblem(
+                f"removed {removed} resources, but these nodes did not answer and may still hold hosts labelled "
+                f"{label}: {'; '.join(left)}. Fix: once they are back, run `invoke clean --backend swarm` "
+                "(or `invoke down --lab LAB --backend swarm`)")
+        return removed
+
+    def _until_gone(self, label: str) -> None:
+        """Wait until the networks removed have left every listing (a node drops its copy a moment later).
+
+        So that ``labs`` right after ``down`` shows nothing, and whatever
+        counts what remains (a test, a script) sees the truth.
+        """
+        deadline = time.monotonic() + GONE_WAIT
+        for node in self.cluster.nodes:
+            engine = self._engine_of(node.node_id)
+            while engine.api.networks(filters={"label": label}) and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def _lost_node(cluster: Cluster, node_id: str, doing: str) -> Iterator[None]:
+    """A node's engine going away fails the lab with ``NodeLost``, naming the node; other errors pass as they are."""
+    try:
+        yield
+    except EngineUnreachable as exc:
+        name = next((node.hostname for node in cluster.nodes if node.node_id == node_id), node_id)
+        raise NodeLost(f"swarm node {name} stopped answering while {doing}: the lab's hosts there are lost "
+                       f"({exc})") from None

@@ -1,0 +1,82 @@
+"""The swarm backend across three real engines on this machine: a lab's hosts apart, the checks holding as on one.
+
+The cluster is tools/swarm_cluster.py's: three more dockerds, each in a
+network namespace of its own, joined over veth links (never the machine's
+own engine, whose swarm membership stays as it is). Only the manager is
+given the node image (as a machine that built it would have it); the
+backend sends it to the two others. Root only (namespaces, dockerd), and
+exclusive: three engines on two shared cores do not run beside other tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import docker
+from socklab import api, catalogue
+from socklab.backend.docker.images import image_name
+from socklab.backend.swarm import SwarmBackend
+from socklab.constants import LABEL_LAB
+from tests.helpers import invoke
+from tools import swarm_cluster
+
+pytestmark = [
+    pytest.mark.exclusive,
+    pytest.mark.skipif(os.geteuid() != 0, reason="the test cluster needs root: network namespaces, mounts, dockerd"),
+]
+
+
+@pytest.fixture(scope="module")
+def cluster(engine: object) -> Iterator[swarm_cluster.Cluster]:
+    """Three engines in a swarm, the manager holding the node image the machine's engine has; gone afterwards."""
+    name = f"sl-{uuid.uuid4().hex[:6]}"
+    made = swarm_cluster.up(name, engines=3)
+    try:
+        here = docker.from_env(timeout=300)
+        manager = docker.DockerClient(base_url=made.manager.endpoint, timeout=300)
+        manager.images.load(here.api.get_image(image_name()))
+        yield made
+    finally:
+        swarm_cluster.down(name)
+    assert not swarm_cluster.leftovers(name)
+
+
+def engines(cluster: swarm_cluster.Cluster) -> dict[str, docker.DockerClient]:
+    return {e.name: docker.DockerClient(base_url=e.endpoint, timeout=120) for e in cluster.engines}
+
+
+def test_a_lab_spreads_over_the_engines_and_a_client_reaches_a_server_on_another(
+    cluster: swarm_cluster.Cluster, lab_owner: str,
+) -> None:
+    backend = SwarmBackend(cluster.manager.endpoint)
+    (scenario,) = catalogue.load(["tcp-echo"])
+    running = api.up(scenario, backend=backend)
+    try:
+        server, client = backend.find_host("server", running.lab_id), backend.find_host("client", running.lab_id)
+        assert server.node and client.node and server.node != client.node  # apart: two kernels, a VXLAN between
+        address = running.hosts["server"]["lan"].ipv4
+        said = backend.exec(client, ["python3", "-m", "nodes.echo", "client", "--to", f"{address}:65432"], user="lab")
+        assert said.ok and json.loads(said.stdout)["outcome"] == "echoed", said
+        # the node image went from the manager to the engines that lacked it
+        for name, client_of in engines(cluster).items():
+            assert image_name() in client_of.images.get(image_name()).tags, name
+    finally:
+        api.down(running.lab_id, backend)
+    for name, client_of in engines(cluster).items():
+        assert not client_of.api.containers(all=True, filters={"label": f"{LABEL_LAB}={running.lab_id}"}), name
+        assert not client_of.api.networks(filters={"label": f"{LABEL_LAB}={running.lab_id}"}), name
+
+
+def test_the_checks_hold_across_engines_as_on_one(cluster: swarm_cluster.Cluster, tmp_path: Path) -> None:
+    result = invoke("run", "tcp-echo,udp-echo,lan-interface,stream-vs-datagram,half-close", "--backend", "swarm",
+                    "--jobs", "2", "--results", str(tmp_path), env=cluster.environment(), timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "latest" / "report.json").read_text())
+    assert all(s["status"] == "passed" for s in report["scenarios"]), result.stdout
+    assert len(report["scenarios"]) == 5
