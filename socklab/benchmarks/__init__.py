@@ -74,20 +74,21 @@ def ratio(name: str, numerator: Figure, denominator: Figure, target: str = "") -
 
 
 Benchmark = Callable[[int, Callable[[str], None]], list[Figure]]
-NAMES = ("checks", "lifecycle", "catalogue", "run-tcp-echo", "bulk", "appserver", "concurrency", "grading", "load")
+NAMES = ("checks", "lifecycle", "catalogue", "run-tcp-echo", "bulk", "appserver", "concurrency", "grading", "load",
+         "swarm")
 QUICK = ("checks", "run-tcp-echo", "catalogue", "bulk", "appserver")
 """``invoke bench --quick``: once each, the catalogue only side by side: under two minutes, for development."""
 
 
 def registry(quick: bool = False) -> dict[str, Benchmark]:
     """The benchmarks by name; imported only when one is run (they need the Docker SDK)."""
-    from socklab.benchmarks import appserver, checks, concurrency, grading, lifecycle, load, runs, transfer
+    from socklab.benchmarks import appserver, checks, concurrency, grading, lifecycle, load, runs, swarm, transfer
 
     found: dict[str, Benchmark] = {"checks": checks.run, "lifecycle": lifecycle.run,
                                    "catalogue": runs.catalogue_side_by_side if quick else runs.catalogue,
                                    "run-tcp-echo": runs.tcp_echo, "bulk": transfer.run, "appserver": appserver.run,
                                    "concurrency": concurrency.run, "grading": grading.run,
-                                   "load": load.run}
+                                   "load": load.run, "swarm": swarm.run}
     assert tuple(found) == NAMES
     return found
 
