@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, BinaryIO, ClassVar, cast
+from typing import Any, BinaryIO, ClassVar, NamedTuple, cast
 from urllib.parse import quote
 
 from docker.errors import APIError, NotFound
@@ -117,6 +117,14 @@ class CreatedNetwork:
     name: str
     subnet4: ipaddress.IPv4Network
     subnet6: ipaddress.IPv6Network | None
+
+
+class Given(NamedTuple):
+    """A container's addresses on one network, as the engine gave them."""
+
+    ipv4: str | None
+    ipv6: str | None
+    mac: str
 
 
 def lab_labels(lab_id: str, scenario: str) -> dict[str, str]:
@@ -378,10 +386,11 @@ class DockerBackend:
             raise
         return container
 
-    def addresses(self, container: str) -> dict[str, tuple[str | None, str | None]]:
-        """The IPv4 and IPv6 address the engine gave a container on each of its networks, by network name."""
+    def addresses(self, container: str) -> dict[str, Given]:
+        """What the engine gave a container on each of its networks, by network name."""
         networks = self.api.inspect_container(container)["NetworkSettings"]["Networks"] or {}
-        return {name: (found.get("IPAddress") or None, found.get("GlobalIPv6Address") or None)
+        return {name: Given(found.get("IPAddress") or None, found.get("GlobalIPv6Address") or None,
+                            found.get("MacAddress") or "")
                 for name, found in networks.items()}
 
     def _endpoint(self, attachment: Attachment, alias: str) -> Any:

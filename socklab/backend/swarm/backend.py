@@ -20,9 +20,16 @@ from dataclasses import replace
 from typing import Any, BinaryIO, ClassVar
 
 from socklab.backend.base import Channel, ExecResult, HostHandle, HostInfo, LabSummary, PathInfo, Progress
-from socklab.backend.docker.backend import Attachment, DockerBackend, attachments, lab_labels, summarise
+from socklab.backend.docker.backend import (
+    Attachment,
+    CreatedNetwork,
+    DockerBackend,
+    attachments,
+    lab_labels,
+    summarise,
+)
 from socklab.backend.docker.engine import EngineUnreachable, engine_errors
-from socklab.backend.swarm import distribution, placement
+from socklab.backend.swarm import distribution, ipv6, placement
 from socklab.backend.swarm.cluster import Cluster
 from socklab.concurrency import parallel_map
 from socklab.constants import LABEL_LAB, LABEL_OWNER
@@ -42,7 +49,11 @@ class OverlayNetworks(DockerBackend):
     networks at once on one manager never end up sharing, or stuck.
     """
 
-    NETWORK_OPTIONS: ClassVar[dict[str, Any]] = {"driver": "overlay", "attachable": True, "scope": "swarm"}
+    # The hosts' links keep the 1500-byte MTU they have on one engine (an overlay's default is 1450: the driver
+    # takes VXLAN's 50 bytes off the MTU it is given), so that the lessons on datagram sizes read the same. VXLAN
+    # packets between machines are then 1550 bytes, which the kernel fragments on a path of 1500.
+    NETWORK_OPTIONS: ClassVar[dict[str, Any]] = {"driver": "overlay", "attachable": True, "scope": "swarm",
+                                                 "options": {"com.docker.network.driver.mtu": "1550"}}
 
     def allocated(self, name: str, subnets: list[str]) -> bool:
         """Every subnet asked for is the network's, or it is removed (a host must not join a half-made overlay)."""
@@ -59,10 +70,6 @@ class OverlayNetworks(DockerBackend):
 
 GONE_WAIT = 10.0  # seconds the nodes may take to drop their copies of the networks removed
 ALLOCATION_WAIT = 2.0  # seconds a new overlay may take to get its subnets from the manager's allocator
-
-
-class NoIPv6Overlay(LabError):
-    """A scenario needs IPv6 on a network, which the swarm backend does not make (exit 1; the run goes on)."""
 
 
 class NodeLost(LabError):
@@ -119,46 +126,64 @@ class SwarmBackend:
         self, lab_id: str, scenario: str, networks: Iterable[Network], hosts: Iterable[Host],
         on_started: Callable[[HostInfo], None] | None = None,
     ) -> dict[str, HostInfo]:
+        """Overlays on the manager, then each host on its node, then IPv6 where the lab uses it (``ipv6``)."""
         hosts, networks = list(hosts), list(networks)
-        dual = sorted(net.name for net in networks if net.ipv6)
-        if dual:
-            raise NoIPv6Overlay(
-                f"scenario {scenario} uses IPv6 on network(s) {', '.join(dual)}, and the swarm backend makes IPv4 "
-                "overlays only: on Docker 20.10, a dual-stack overlay now and then keeps an attachment of a host "
-                "after the host is gone, and can then not be removed until the node leaves the swarm "
-                "(moby/moby#41624). Run it on one engine (--backend docker), or leave IPv6 out of its networks")
         image = self.ensure_image(lambda message: None)
         images = self.host_images(hosts, lambda message: None)
         cluster = self.cluster
         where = placement.place(hosts, cluster.nodes, self._running())
         labels = lab_labels(lab_id, scenario)
         with engine_errors(f"creating lab {lab_id} of {scenario} on the swarm's manager"):
-            created = {net.name: self.networks.create_network(lab_id, net, labels) for net in networks}
+            created = {net.name: self._overlay(lab_id, net, labels) for net in networks}
+        dual = {net.name for net in networks if net.ipv6}
 
-        def bring_up(plan: tuple[Host, list[Attachment]]) -> HostInfo:
+        def bring_up(plan: tuple[Host, list[Attachment]]) -> tuple[HostInfo, dict[str, str]]:
             host, attached = plan
             node = where[host.name]
             engine = self._engine_of(node.node_id)
+            if any(a.interface.network in dual for a in attached):
+                host = replace(host, sysctls=ipv6.SYSCTLS + host.sysctls)  # the scenario's own settings win
             # No addresses asked for: on an overlay, an address the manager cannot give (each node's own endpoint
             # on the network takes one as well) fails the container and leaves a task that blocks the network's
-            # removal. The engine's choice is read back instead.
+            # removal. The engine's IPv4 choice is read back; IPv6 is socklab's own plan.
             anywhere = [Attachment(a.network, replace(a.interface, ipv4=None, ipv6=None)) for a in attached]
             doing = f"creating host {host.name} of lab {lab_id} on swarm node {node}"
             with self._node_errors(node.node_id, doing), engine_errors(doing):
                 container = engine.create_host(images.get(host.name, image), lab_id, labels, host, anywhere)
                 given = engine.addresses(container)
-            interfaces = {a.interface.network: replace(a.interface, ipv4=given[a.network][0],
-                                                       ipv6=given[a.network][1] if a.interface.ipv6 else None)
-                          for a in attached}
-            info = HostInfo(HostHandle(lab_id, host.name, container, node.node_id), interfaces)
-            if on_started:
-                on_started(info)
-            return info
+            interfaces = {a.interface.network: replace(a.interface, ipv4=given[a.network].ipv4) for a in attached}
+            macs = {a.interface.network: given[a.network].mac for a in attached}
+            return HostInfo(HostHandle(lab_id, host.name, container, node.node_id), interfaces), macs
 
         # One host after another: hosts joining a new overlay at the same moment, on Docker 20.10, now and then
         # leave behind an attachment the manager never lets go of, and the network can then not be removed.
-        infos = [bring_up(plan) for plan in attachments(hosts, created)]
+        made = [bring_up(plan) for plan in attachments(hosts, created)]
+        self._give_ipv6(dual, made)
+        infos = [info for info, _ in made]
+        for info in infos:
+            if on_started:
+                on_started(info)
         return {info.handle.host: info for info in infos}
+
+    def _overlay(self, lab_id: str, net: Network, labels: dict[str, str]) -> CreatedNetwork:
+        """An IPv4 overlay; for a network that uses IPv6, with the ULA /64 socklab itself gives its hosts."""
+        made = self.networks.create_network(lab_id, replace(net, ipv6=False, subnet6=None), labels)
+        if not net.ipv6:
+            return made
+        return replace(made, subnet6=net.subnet6 or ipv6.paired_subnet(made.subnet4))
+
+    def _give_ipv6(self, dual: set[str], made: list[tuple[HostInfo, dict[str, str]]]) -> None:
+        """Each host's IPv6 address on each network that uses it, and its peers' neighbour entries."""
+        for network in sorted(dual):
+            members = [(info, ipv6.Member(info.handle.host, info.interfaces[network].ipv6 or "", macs[network],
+                                          info.interfaces[network].ipv4 or ""))
+                       for info, macs in made if network in info.interfaces]
+            for info, me in members:
+                peers = [peer for _, peer in members if peer is not me]
+                said = self.exec(info.handle, ["sh", "-c", ipv6.script(me, peers)], user="root")
+                if not said.ok:
+                    raise EnvironmentProblem(f"could not give host {me.host} its IPv6 address on network {network}: "
+                                             f"{said.stderr.strip() or said.stdout.strip()}")
 
     def _running(self) -> dict[str, int]:
         """How many socklab hosts each node runs now (placement prefers the least busy)."""
