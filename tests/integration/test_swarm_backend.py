@@ -11,16 +11,26 @@ the hosts through the swarm; and nothing is left behind.
 
 from __future__ import annotations
 
+import csv
 import json
+import random
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import docker
 from socklab import api, catalogue
+from socklab.backend import subnets
+from socklab.backend.docker.backend import CreatedNetwork, lab_labels
 from socklab.backend.swarm import SwarmBackend
+from socklab.backend.swarm.backend import OverlayNetworks
+from socklab.concurrency import parallel_map
 from socklab.constants import LABEL_LAB
+from socklab.errors import EXIT_CHECK_FAILED
+from socklab.model import Network
 from tests.helpers import invoke
 from tests.swarm import single_node_swarm
 
@@ -77,3 +87,47 @@ def test_ipv6_given_by_socklab_holds_as_on_one_engine(swarm: docker.DockerClient
     result = invoke("run", ",".join(names), "--backend", "swarm", "--jobs", "2", "--results", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert {s["name"]: s["status"] for s in report(tmp_path)["scenarios"]} == dict.fromkeys(names, "passed")
+
+
+def test_a_class_is_graded_on_the_swarm_as_on_one_engine(swarm: docker.DockerClient, tmp_path: Path) -> None:
+    """The class of test_grading: the same marks, each student's labs on the swarm's nodes."""
+    rubric = tmp_path / "grading.toml"
+    rubric.write_text('scenarios = ["tcp-echo", "lan-interface"]\n'
+                      '[roles.echo]\nrun = "python3 echo-server.py {host} {port}"\n'
+                      '[points]\n"tcp-echo / the client host gets its message echoed" = 2\n')
+    result = invoke("grade", str(Path(__file__).parent / "class_echo"), "--role", "echo", "--rubric", str(rubric),
+                    "--results", str(tmp_path / "out"), "-j", "2", "--backend", "swarm", timeout=600)
+    assert result.returncode == EXIT_CHECK_FAILED, result.stdout + result.stderr
+    rows = {row["student"]: row for row in csv.DictReader((tmp_path / "out" / "latest" / "class.csv").open())}
+    echoed = "tcp-echo / the client host gets its message echoed"
+    assert [rows[name][echoed] for name in ("alice", "bob", "carol", "dave")] == ["2", "2", "0", "0"], rows
+
+
+def test_two_clients_making_networks_at_once_on_one_manager_never_share_a_subnet(
+    swarm: docker.DockerClient, lab_owner: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both see the same subnets free and ask for the same one; the manager takes both and allocates one."""
+    listed = threading.Barrier(2, timeout=30)
+    real_taken = OverlayNetworks.taken_subnets
+
+    def taken_then_wait(self: OverlayNetworks) -> list[Any]:
+        taken = real_taken(self)
+        listed.wait()  # both have listed before either creates: they choose alike
+        return taken
+
+    same_start = subnets.free_pairs
+    monkeypatch.setattr(OverlayNetworks, "taken_subnets", taken_then_wait)
+    monkeypatch.setattr(subnets, "free_pairs", lambda taken, rng=None: same_start(taken, random.Random(16)))
+    labels = lab_labels("race", "race")
+
+    def make(lab: str) -> CreatedNetwork:
+        return OverlayNetworks(docker.from_env()).create_network(lab, Network("lan", ipv6=False), labels)
+
+    try:
+        first, second = parallel_map(make, ["race-a", "race-b"])
+        assert first.subnet4 != second.subnet4
+        for made in (first, second):
+            config = swarm.api.inspect_network(made.name)["IPAM"]["Config"]
+            assert [pool["Subnet"] for pool in config] == [str(made.subnet4)]
+    finally:
+        OverlayNetworks(docker.from_env()).remove_labelled(f"{LABEL_LAB}=race")
