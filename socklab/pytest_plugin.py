@@ -47,10 +47,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def socklab_backend() -> Backend:
-    """The Docker backend, with the node image built (once per session, or per xdist worker)."""
-    from socklab.backend.docker import DockerBackend
+    """The backend $SOCKLAB_BACKEND names (one Docker engine by default, or a swarm), its node image ready.
 
-    backend = DockerBackend()
+    Once per session (or per xdist worker).
+    """
+    from socklab.api import default_backend
+
+    backend = default_backend()
     try:
         backend.ensure_image(lambda text: None)
     except EnvironmentProblem as exc:

@@ -131,3 +131,21 @@ def test_two_clients_making_networks_at_once_on_one_manager_never_share_a_subnet
             assert [pool["Subnet"] for pool in config] == [str(made.subnet4)]
     finally:
         OverlayNetworks(docker.from_env()).remove_labelled(f"{LABEL_LAB}=race")
+
+
+def test_the_readme_pytest_example_runs_on_the_swarm_with_socklab_backend_set(
+    swarm: docker.DockerClient, pytester: pytest.Pytester, lab_owner: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An engineer's cross-host tests move to the swarm with one variable; IPv6 (socklab's own there) included."""
+    monkeypatch.setenv("SOCKLAB_BACKEND", "swarm")
+    pytester.makepyfile(test_across='''
+def test_echo_across_hosts_over_both_families(socklab_lab):
+    lab = socklab_lab(hosts={"server": ["lan"], "client": ["lan"]})
+    lab.start("server", "echo serve --bind :: --port 65432", ready="tcp://*:65432")
+    for to in ("{server.lan.ipv4}:65432", "[{server.lan.ipv6}]:65432"):
+        seen = lab.probe("client", to=to, send="Hello, world")
+        assert seen.outcome == "echoed", seen
+''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert not swarm.api.networks(filters={"label": f"socklab.owner={lab_owner}"})
