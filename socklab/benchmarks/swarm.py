@@ -17,8 +17,10 @@ machine's noise falls on all alike:
    overlay costs, and what spreading adds to it. One lab of each, untimed,
    first: a node's first overlay endpoint also makes its gateway bridge.
 2. the catalogue's IPv4-only scenarios (those ``socklab.families`` leaves
-   without IPv6; the swarm backend refuses the others) run as ``invoke run
-   -j 4``: with the Docker backend on e1 alone, then with the swarm backend
+   without IPv6: Docker's overlays carry them as they are, whereas IPv6 on
+   a swarm is socklab's own, set up on each host after it starts, a cost of
+   its own not measured here) run as ``invoke run -j 4``: with the Docker
+   backend on e1 alone, then with the swarm backend
    on 1, 2 and 3 engines. One cluster of three serves all: the engines not
    used are drained (node availability ``drain``), which the backend's
    discovery leaves out of placement, so every count runs beside the same
