@@ -9,8 +9,9 @@ namespace. The swarm's ports (2377, 7946, 4789) therefore exist only inside thos
 cluster is reachable from the machine's real interfaces, and the machine's own Docker engine is never touched.
 
 Usage (root): ``python tools/swarm_cluster.py up|down|status [--name NAME]``; see ``--help``. As a library
-(the backend's tests): ``up(name, engines) -> Cluster``, ``load_image(cluster, image)``, ``down(name)``,
-``status(name)``. docs/swarm-cluster.md tells the recipe and why each step is there.
+(the backend's tests): ``up(name, engines) -> Cluster``, ``load_image(cluster, image)``,
+``restart_engine(cluster, engine)``, ``down(name)``, ``status(name)``. docs/swarm-cluster.md tells the recipe and why
+each step is there.
 
 Only the standard library is used, so that the script runs before socklab is installed.
 """
@@ -391,25 +392,42 @@ def _daemon_config(cluster: Cluster, engine: Engine) -> dict[str, object]:
 def _start_engines(cluster: Cluster) -> None:
     """Start every dockerd at once, each in its namespace (and a UTS namespace of its own, so that the swarm
     nodes are named after their engine), then wait until each answers on its socket."""
-    started: list[tuple[Engine, subprocess.Popen[bytes]]] = []
-    for engine in cluster.engines:
-        run = Path(engine.run_dir)
-        run.mkdir(parents=True, exist_ok=True)
-        Path(engine.data_root).mkdir(parents=True, exist_ok=True)
-        config = run / "daemon.json"
-        config.write_text(json.dumps(_daemon_config(cluster, engine), indent=2))
-        log = (run / "dockerd.log").open("ab")
-        # nsenter --net, not `ip netns exec`: the latter remounts /sys for the namespace, which hides the cgroup
-        # mounts beneath it, and dockerd then refuses to start.
-        argv = ["nsenter", f"--net={NETNS_DIR / engine.netns}", "--", "unshare", "--uts", "--",
-                "sh", "-c", 'hostname "$0" && exec "$@"', engine.hostname,
-                "dockerd", "--config-file", str(config)]
-        env = {key: value for key, value in os.environ.items() if not key.startswith("DOCKER_")}
-        started.append((engine, subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
-                                                 start_new_session=True)))
-        log.close()
+    started = [(engine, _launch(cluster, engine)) for engine in cluster.engines]
     for engine, process in started:
         _wait_for_engine(engine, process)
+
+
+def _launch(cluster: Cluster, engine: Engine) -> subprocess.Popen[bytes]:
+    """Start one engine's dockerd in its namespaces, its config written afresh, its output appended to its log."""
+    run = Path(engine.run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    Path(engine.data_root).mkdir(parents=True, exist_ok=True)
+    config = run / "daemon.json"
+    config.write_text(json.dumps(_daemon_config(cluster, engine), indent=2))
+    # nsenter --net, not `ip netns exec`: the latter remounts /sys for the namespace, which hides the cgroup
+    # mounts beneath it, and dockerd then refuses to start.
+    argv = ["nsenter", f"--net={NETNS_DIR / engine.netns}", "--", "unshare", "--uts", "--",
+            "sh", "-c", 'hostname "$0" && exec "$@"', engine.hostname,
+            "dockerd", "--config-file", str(config)]
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DOCKER_")}
+    with (run / "dockerd.log").open("ab") as log:
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+                                start_new_session=True)
+
+
+def restart_engine(cluster: Cluster, engine: Engine) -> None:
+    """Start again an engine whose dockerd stopped (killed, say, to test a node that leaves mid-run), as ``up``
+    started it, and wait until it answers and the manager sees its node Ready again.
+
+    Its data-root still holds its swarm membership and its containers, so it rejoins the swarm by itself; the
+    containers it ran are stopped as it starts (no live-restore), and left for their owner to remove.
+    """
+    check_prerequisites()
+    pid = _pidfile_pid(Path(engine.run_dir) / "dockerd.pid")
+    if pid is not None:
+        raise ClusterError(f"dockerd of {engine.name} still runs (pid {pid}): stop it first (or SIGCONT it)")
+    _wait_for_engine(engine, _launch(cluster, engine))
+    _wait_for_nodes(cluster)
 
 
 def _wait_for_engine(engine: Engine, process: subprocess.Popen[bytes]) -> None:

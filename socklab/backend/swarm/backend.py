@@ -15,9 +15,11 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any, BinaryIO, ClassVar
+
+import requests
 
 from socklab.backend.base import Channel, ExecResult, HostHandle, HostInfo, LabSummary, PathInfo, Progress
 from socklab.backend.docker.backend import (
@@ -30,7 +32,7 @@ from socklab.backend.docker.backend import (
 )
 from socklab.backend.docker.engine import EngineUnreachable, engine_errors
 from socklab.backend.swarm import distribution, ipv6, placement
-from socklab.backend.swarm.cluster import Cluster
+from socklab.backend.swarm.cluster import ANSWER_WAIT, Cluster
 from socklab.concurrency import parallel_map
 from socklab.constants import LABEL_LAB, LABEL_OWNER
 from socklab.errors import EnvironmentProblem, LabError, SocklabError
@@ -190,7 +192,8 @@ class SwarmBackend:
 
         def count(node_id: str) -> int:
             try:
-                return len(self._engine_of(node_id).api.containers(filters={"label": LABEL_LAB}))
+                engine = self.cluster.engine(node_id, within=ANSWER_WAIT)  # a hung node: seconds, not minutes
+                return len(engine.api.containers(filters={"label": LABEL_LAB}))
             except Exception:  # noqa: BLE001  # a node that does not answer is simply not preferred
                 return 1 << 20
 
@@ -234,18 +237,34 @@ class SwarmBackend:
         return self._engine(handle).shell(handle, argv, user=user)
 
     def find_host(self, host: str, lab_id: str | None = None) -> HostHandle:
-        """As on one engine (``DockerBackend.find_host``), on every node at once."""
-        found: list[HostHandle] = []
-        for node in self.cluster.nodes:
+        """As on one engine (``DockerBackend.find_host``), on every node at once.
+
+        A node that does not answer (within ``ANSWER_WAIT``) is passed over;
+        if no other node has the host, ``NodeLost`` names it: the host may be
+        there, out of reach, rather than gone.
+        """
+
+        def look(node: placement.Node) -> HostHandle | str | None:
+            """The host's handle on this node, None if it is not there, the node's name if it does not answer."""
             try:
-                found.append(self._engine_of(node.node_id).find_host(host, lab_id))
+                handle = self.cluster.engine(node.node_id, within=ANSWER_WAIT).find_host(host, lab_id)
+            except (EngineUnreachable, requests.RequestException):
+                return node.hostname
             except EnvironmentProblem:
                 raise
             except SocklabError:
-                continue  # not on that node
-            found[-1] = HostHandle(found[-1].lab_id, host, found[-1].ref, node.node_id)
+                return None  # not on that node
+            return HostHandle(handle.lab_id, host, handle.ref, node.node_id)
+
+        answers = parallel_map(look, self.cluster.nodes)
+        found = [answer for answer in answers if isinstance(answer, HostHandle)]
+        silent = [answer for answer in answers if isinstance(answer, str)]
         if not found:
             where = f"lab {lab_id}" if lab_id else "any running lab of yours"
+            if silent:
+                raise NodeLost(f"no host {host!r} in {where} on the swarm nodes that answer; swarm node(s) "
+                               f"{', '.join(silent)} did not answer and may hold it, out of reach until back "
+                               "(`docker node ls` on the manager shows each node's state)")
             raise SocklabError(f"no host {host!r} in {where} on the swarm's nodes; start one with `invoke up "
                                "SCENARIO --backend swarm`, or name another's lab with --lab (see `invoke labs`)")
         if len(found) > 1:
@@ -268,10 +287,23 @@ class SwarmBackend:
     # -- discovery and teardown: every node, and the manager's networks ---------------
 
     def labs(self) -> list[LabSummary]:
-        containers: list[dict[str, Any]] = []
-        for node in self.cluster.nodes:
-            with self._node_errors(node.node_id, "listing labs"):
-                containers += self._engine_of(node.node_id).api.containers(all=True, filters={"label": LABEL_LAB})
+        """The hosts of every node that answers, and the manager's networks.
+
+        A node that does not answer is left out (its hosts are not listed; a
+        lab with hosts there still shows, by its networks and its other
+        hosts): listing must work while a node is down, to see what to clean.
+        """
+
+        def hosts_on(node_id: str) -> list[dict[str, Any]]:
+            try:
+                engine = self.cluster.engine(node_id, within=ANSWER_WAIT)
+                with engine_errors("listing labs"):
+                    listed: list[dict[str, Any]] = engine.api.containers(all=True, filters={"label": LABEL_LAB})
+            except (EngineUnreachable, requests.RequestException):
+                return []
+            return listed
+
+        containers = [c for found in parallel_map(hosts_on, [n.node_id for n in self.cluster.nodes]) for c in found]
         with engine_errors("listing the swarm's lab networks"):
             networks = self.networks.api.networks(filters={"label": LABEL_LAB, "scope": "swarm"})
         return summarise(containers, networks)
@@ -288,48 +320,90 @@ class SwarmBackend:
     def _destroy(self, label: str) -> int:
         """Hosts (and their volumes) on every node, then the networks on the manager.
 
-        A node that does not answer is passed over and named: the rest of the
-        lab still goes, and what it holds is said, to be cleaned once it is back.
+        A node that does not answer within ``ANSWER_WAIT`` (killed, hung, cut
+        off) is passed over: the rest still goes. Whether it held hosts of
+        ``label`` the manager tells: an overlay cannot be removed while a host
+        of a node that is away is attached to it. If every network went, it
+        held none there, and the teardown succeeds (a lab of the run with no
+        host on that node passes). If some stay, ``NodeLost`` (a LabError:
+        that lab fails, the run goes on) names the node, what it still holds,
+        and how to clean it once it is back.
         """
-        left: list[str] = []
+        cluster = self.cluster
+        silent: dict[str, str] = {}  # hostname -> why it is taken for away
+        refused: list[str] = []
 
-        def on_node(node_id: str) -> int:
-            node = self.cluster.node(node_id)
+        def on_node(node: placement.Node) -> int:
             try:
-                return self.cluster.engine(node_id).remove_labelled(label, networks=False)
+                return cluster.engine(node.node_id, within=ANSWER_WAIT).remove_labelled(label, networks=False)
+            except (EngineUnreachable, requests.RequestException) as exc:
+                silent[node.hostname] = str(exc)
             except EnvironmentProblem as exc:
-                left.append(f"{node.hostname} ({exc})")
-                return 0
+                refused.append(f"{node.hostname} ({exc})")
+            return 0
 
-        removed = sum(parallel_map(on_node, [node.node_id for node in self.cluster.nodes]))
-        removed += self.networks.remove_labelled(label)
-        self._until_gone(label)
-        if left:
+        removed = sum(parallel_map(on_node, cluster.nodes))
+        # Nodes discovery passed over because the manager sees them down may hold hosts as well.
+        away = silent | {name: why for name, why in cluster.unreachable.items() if "state" in why}
+        try:
+            removed += self.networks.remove_labelled(label)
+        except EnvironmentProblem as exc:
+            if not away:
+                raise
+            why = "; ".join(f"{name}: {reason}" for name, reason in sorted(away.items()))
+            raise NodeLost(
+                f"swarm node(s) {', '.join(sorted(away))} did not answer, and still hold hosts labelled {label}: "
+                f"the networks those hosts are attached to stay on the manager until they are removed ({exc}). "
+                f"Removed {removed} resources on the other nodes. Fix: once the node is back (`docker node ls` on "
+                "the manager shows it Ready), run `invoke clean --backend swarm` (or `invoke down --lab LAB "
+                f"--backend swarm`). Why the node(s) did not answer: {why}") from None
+        self._until_gone(label, passed_over=silent)
+        if refused:
             raise EnvironmentProblem(
-                f"removed {removed} resources, but these nodes did not answer and may still hold hosts labelled "
-                f"{label}: {'; '.join(left)}. Fix: once they are back, run `invoke clean --backend swarm` "
-                "(or `invoke down --lab LAB --backend swarm`)")
+                f"removed {removed} resources, but these nodes refused to remove hosts labelled {label}: "
+                f"{'; '.join(refused)}. Fix: run `invoke clean --backend swarm` again (or `invoke down --lab LAB "
+                "--backend swarm`)")
         return removed
 
-    def _until_gone(self, label: str) -> None:
+    def _until_gone(self, label: str, passed_over: Collection[str] = ()) -> None:
         """Wait until the networks removed have left every listing (a node drops its copy a moment later).
 
         So that ``labs`` right after ``down`` shows nothing, and whatever
-        counts what remains (a test, a script) sees the truth.
+        counts what remains (a test, a script) sees the truth. Nodes that did
+        not answer (``passed_over``, by hostname), or that stop answering
+        now, are not waited for: a node that is away drops its copy when back.
         """
         deadline = time.monotonic() + GONE_WAIT
         for node in self.cluster.nodes:
-            engine = self._engine_of(node.node_id)
-            while engine.api.networks(filters={"label": label}) and time.monotonic() < deadline:
-                time.sleep(0.05)
+            if node.hostname in passed_over:
+                continue
+            try:
+                engine = self.cluster.engine(node.node_id, within=ANSWER_WAIT)
+                while engine.api.networks(filters={"label": label}) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            except (EngineUnreachable, requests.RequestException):
+                continue
 
 
 @contextlib.contextmanager
 def _lost_node(cluster: Cluster, node_id: str, doing: str) -> Iterator[None]:
-    """A node's engine going away fails the lab with ``NodeLost``, naming the node; other errors pass as they are."""
+    """A node's engine going away fails the lab with ``NodeLost``, naming the node; other errors pass as they are.
+
+    A request the engine never answered (the SDK's read timeout, 120 s: a
+    hung engine accepts connections but says nothing) is the node's loss
+    only if the node does not answer a ping either; a slow answer from a
+    live node is passed on as it is, as on one engine.
+    """
     try:
         yield
-    except EngineUnreachable as exc:
+    except (EngineUnreachable, requests.RequestException) as exc:
+        if not isinstance(exc, EngineUnreachable):
+            try:
+                cluster.engine(node_id, within=ANSWER_WAIT)
+            except (EnvironmentProblem, requests.RequestException):
+                pass  # it does not answer: lost
+            else:
+                raise
         name = next((node.hostname for node in cluster.nodes if node.node_id == node_id), node_id)
         raise NodeLost(f"swarm node {name} stopped answering while {doing}: the lab's hosts there are lost "
                        f"({exc})") from None

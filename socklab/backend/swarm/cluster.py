@@ -17,14 +17,22 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-import docker
+import requests
+
 from socklab.backend.docker.backend import DockerBackend
-from socklab.backend.docker.engine import connect, engine_errors
+from socklab.backend.docker.engine import EngineUnreachable, connect, engine_errors
 from socklab.backend.swarm.placement import Node
 from socklab.errors import EnvironmentProblem
 
 ENDPOINT_LABEL = "socklab.endpoint"
 MANAGER_VARIABLE = "SOCKLAB_SWARM_MANAGER"
+# How long a node's engine may take to answer a ping (GET /_ping), when socklab first connects to it and before
+# listing or tearing down there. A healthy engine answers in milliseconds, even busy; one that does not within a few
+# seconds is stopped, hung or cut off, and teardown passes it over (naming it) rather than wait on it for the SDK's
+# 120 s. Requests themselves keep the 120 s they have on one engine: a check's command runs inside one exec
+# request for up to its limit (120 s by default), so a shorter request timeout would cut healthy checks short.
+ANSWER_WAIT = 5.0
+REQUEST_WAIT = 120  # the Docker SDK's default, as socklab.backend.docker.engine.connect uses for one engine
 NOT_A_MANAGER = (
     "Fix: point socklab at a manager of the swarm ({variable}=unix:///PATH, tcp://HOST:2376 or ssh://USER@HOST; "
     "DOCKER_HOST is used if it is not set), or make this engine one with `docker swarm init`; "
@@ -74,13 +82,35 @@ class Cluster:
                 cluster._engines[node.node_id] = manager
         return cluster
 
-    def engine(self, node_id: str) -> DockerBackend:
-        """The backend of one node's engine, connected on first use."""
+    def engine(self, node_id: str, *, within: float | None = None) -> DockerBackend:
+        """The backend of one node's engine, connected on first use; with ``within``, only if it answers that fast.
+
+        Connecting waits ANSWER_WAIT for the engine's first answer, not the
+        SDK's 120 s, and outside the lock, so that a hung node holds up no
+        other node's calls. ``within`` (seconds) asks for a ping first: what
+        lists or tears down on every node uses it, and a node that does not
+        answer in time raises ``EngineUnreachable``, as one that refuses does.
+        """
         with self._lock:
-            if node_id not in self._engines:
-                node = self.node(node_id)
-                self._engines[node_id] = DockerBackend(_client(node.endpoint))
-            return self._engines[node_id]
+            engine = self._engines.get(node_id)
+        if engine is None:
+            node = self.node(node_id)
+            client = connect(timeout=int(ANSWER_WAIT), base_url=node.endpoint)
+            client.api.timeout = REQUEST_WAIT
+            with self._lock:
+                engine = self._engines.setdefault(node_id, DockerBackend(client))
+            if engine.client is not client:  # another thread connected meanwhile: one client per node
+                client.close()
+        if within is not None:
+            try:
+                answer = engine.api.get(f"{engine.api.base_url}/_ping", timeout=within)
+            except requests.RequestException as exc:
+                raise EngineUnreachable(f"swarm node {self.node(node_id)}'s engine did not answer a ping "
+                                        f"({exc})") from None
+            if answer.status_code != 200:
+                raise EngineUnreachable(f"swarm node {self.node(node_id)}'s engine answered a ping with "
+                                        f"{answer.status_code} {answer.reason}")
+        return engine
 
     def node(self, node_id: str) -> Node:
         for node in self.nodes:
@@ -106,8 +136,3 @@ def _node(raw: dict[str, Any], manager_id: str, manager_endpoint: str) -> tuple[
         return None, (f"it has no {ENDPOINT_LABEL} label saying how to reach its engine; add one with "
                       f"`docker node update --label-add {ENDPOINT_LABEL}=tcp://HOST:2376 {hostname}`")
     return Node(raw["ID"], hostname, endpoint, labels, raw["ID"] == manager_id), ""
-
-
-def _client(endpoint: str) -> docker.DockerClient:
-    """A client for a node's engine; a tcp:// one uses the environment's TLS settings (DOCKER_CERT_PATH)."""
-    return connect(base_url=endpoint)

@@ -1,0 +1,222 @@
+"""A swarm node that stops answering: what listing, finding, exec and teardown make of it, against stub engines.
+
+Each node's engine is a stub that answers, refuses (its dockerd killed: the
+socket refuses) or hangs (stopped: a request is accepted and never answered,
+which the SDK reports as a read timeout). The manager's network removal is a
+stub too: an overlay that a host of an absent node is attached to cannot be
+removed, as on a real swarm. The real thing, with dockerds killed and
+started again, is tests/integration/test_swarm_faults.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import requests
+
+from socklab.backend.base import HostHandle
+from socklab.backend.docker.backend import DockerBackend
+from socklab.backend.swarm import NodeLost, SwarmBackend
+from socklab.backend.swarm import cluster as cluster_module
+from socklab.backend.swarm.backend import OverlayNetworks
+from socklab.backend.swarm.cluster import ANSWER_WAIT, REQUEST_WAIT, Cluster
+from socklab.backend.swarm.placement import Node
+from socklab.constants import LABEL_HOST, LABEL_LAB, LABEL_OWNER
+from socklab.errors import EnvironmentProblem, SocklabError
+
+UP, DEAD, HUNG = "up", "dead", "hung"
+
+
+class StubAPI:
+    """The few SDK calls the swarm backend makes of a node's engine directly."""
+
+    base_url = "http+docker://stub"
+
+    def __init__(self, engine: StubEngine) -> None:
+        self.engine = engine
+
+    def get(self, url: str, timeout: float | None = None) -> Any:
+        self.engine.answer(url, timeout)
+        return type("Response", (), {"status_code": 200, "reason": "OK"})()
+
+    def containers(self, all: bool = False, filters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        self.engine.answer("containers", None)
+        return [{"Id": f"id-{host}", "Labels": {LABEL_LAB: lab, LABEL_HOST: host, LABEL_OWNER: "me"}}
+                for lab, host in self.engine.hosts]
+
+    def networks(self, filters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        self.engine.answer("networks", None)
+        return []
+
+
+class StubEngine(DockerBackend):
+    """A node's engine, holding hosts as (lab, host) pairs, in one of three states."""
+
+    def __init__(self, name: str, state: str = UP, hosts: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__()
+        self.name, self.state, self.hosts = name, state, list(hosts)
+        self.asked: list[tuple[str, float | None]] = []  # (what, the timeout it was asked with)
+        self._stub_api = StubAPI(self)
+
+    @property
+    def api(self) -> Any:
+        return self._stub_api
+
+    def answer(self, what: str, timeout: float | None) -> None:
+        self.asked.append((what, timeout))
+        if self.state == DEAD:
+            raise requests.ConnectionError("('Connection aborted.', ConnectionRefusedError(111, 'refused'))")
+        if self.state == HUNG:
+            raise requests.ReadTimeout(f"Read timed out. (read timeout={timeout})")
+
+    def remove_labelled(self, label: str, *, networks: bool = True) -> int:
+        self.answer("remove", None)
+        lab = label.partition("=")[2]
+        gone = [pair for pair in self.hosts if pair[0] == lab]
+        self.hosts = [pair for pair in self.hosts if pair not in gone]
+        return len(gone)
+
+    def find_host(self, host: str, lab_id: str | None = None) -> HostHandle:
+        self.answer("find", None)
+        for lab, name in self.hosts:
+            if name == host and lab_id in (None, lab):
+                return HostHandle(lab, host, f"id-{host}")
+        raise SocklabError(f"no host {host!r}")
+
+
+class StubManager(OverlayNetworks):
+    """The manager's networks: removing them fails while a host of an absent node is attached (``held``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: set[str] = set()  # labels whose networks a host of an absent node still holds
+        self.removed: list[str] = []
+
+    def remove_labelled(self, label: str, *, networks: bool = True) -> int:
+        if label in self.held:
+            raise EnvironmentProblem("The Docker engine refused a request while tearing down: rpc error: code = "
+                                     "FailedPrecondition desc = network n1 is in use by task t1")
+        self.removed.append(label)
+        return 1
+
+
+def swarm(*engines: StubEngine, unreachable: dict[str, str] | None = None) -> tuple[SwarmBackend, StubManager]:
+    """A SwarmBackend over stub engines, one node each (the first the manager's)."""
+    nodes = [Node(f"id-{e.name}", e.name, f"unix:///{e.name}.sock", manager=i == 0) for i, e in enumerate(engines)]
+    cluster = Cluster(engines[0], nodes, unreachable or {}, {f"id-{e.name}": e for e in engines})
+    backend, manager = SwarmBackend("unix:///stub.sock"), StubManager()
+    backend._cluster, backend._networks = cluster, manager
+    return backend, manager
+
+
+@pytest.mark.parametrize("state", [DEAD, HUNG])
+def test_a_lab_with_no_host_on_the_silent_node_is_torn_down_without_error(state: str) -> None:
+    a, b, c = StubEngine("a", hosts=(("lab1", "server"),)), StubEngine("b", hosts=(("lab1", "client"),)), \
+        StubEngine("c", state)
+    backend, manager = swarm(a, b, c)
+    assert backend.destroy_lab("lab1") == 3
+    assert not a.hosts and not b.hosts and manager.removed == [f"{LABEL_LAB}=lab1"]
+    assert [what for what, _ in c.asked] == ["http+docker://stub/_ping"]  # asked once, and not waited for after
+
+
+@pytest.mark.parametrize("state", [DEAD, HUNG])
+def test_a_lab_with_a_host_on_the_silent_node_fails_its_teardown_naming_the_node_and_the_fix(state: str) -> None:
+    a, b = StubEngine("a", hosts=(("lab1", "server"),)), StubEngine("b", state, hosts=(("lab1", "client"),))
+    backend, manager = swarm(a, b)
+    manager.held.add(f"{LABEL_LAB}=lab1")
+    with pytest.raises(NodeLost) as caught:
+        backend.destroy_lab("lab1")
+    message = str(caught.value)
+    assert "swarm node(s) b did not answer" in message and f"{LABEL_LAB}=lab1" in message
+    assert "invoke clean --backend swarm" in message and "in use by task" in message
+    assert not a.hosts  # the rest of the lab went
+
+
+def test_a_node_the_manager_sees_down_is_named_when_its_hosts_hold_the_networks() -> None:
+    backend, manager = swarm(StubEngine("a"), unreachable={"c": "its state is down", "d": "it has no label"})
+    manager.held.add(f"{LABEL_OWNER}=me")
+    with pytest.raises(NodeLost, match=r"swarm node\(s\) c did not answer.*c: its state is down"):
+        backend.destroy_owned("me")
+
+
+def test_a_failure_to_remove_networks_with_every_node_answering_is_the_environment_as_before() -> None:
+    backend, manager = swarm(StubEngine("a"), StubEngine("b"))
+    manager.held.add(f"{LABEL_LAB}=lab1")
+    with pytest.raises(EnvironmentProblem, match="in use by task") as caught:
+        backend.destroy_lab("lab1")
+    assert not isinstance(caught.value, NodeLost)
+
+
+def test_a_ping_before_listing_or_teardown_waits_seconds_not_the_sdk_timeout() -> None:
+    hung = StubEngine("b", HUNG)
+    backend, _ = swarm(StubEngine("a"), hung)
+    backend.labs()
+    backend.destroy_lab("lab1")
+    assert hung.asked and all(timeout == ANSWER_WAIT for _, timeout in hung.asked)
+    assert ANSWER_WAIT < REQUEST_WAIT
+
+
+def test_labs_list_the_nodes_that_answer_and_the_silent_one_does_not_fail_them() -> None:
+    backend, _ = swarm(StubEngine("a", hosts=(("lab1", "server"),)), StubEngine("b", DEAD, hosts=(("lab1", "x"),)),
+                       StubEngine("c", HUNG))
+    (lab,) = backend.labs()
+    assert (lab.lab_id, lab.hosts) == ("lab1", ("server",))
+
+
+def test_a_host_is_found_on_a_node_that_answers_while_another_is_silent() -> None:
+    backend, _ = swarm(StubEngine("a"), StubEngine("b", DEAD), StubEngine("c", hosts=(("lab1", "client"),)))
+    handle = backend.find_host("client", "lab1")
+    assert (handle.lab_id, handle.node) == ("lab1", "id-c")
+
+
+def test_a_host_found_nowhere_while_a_node_is_silent_names_that_node() -> None:
+    backend, _ = swarm(StubEngine("a"), StubEngine("b", HUNG, hosts=(("lab1", "client"),)))
+    with pytest.raises(NodeLost, match=r"swarm node\(s\) b did not answer and may hold it"):
+        backend.find_host("client", "lab1")
+
+
+def test_a_host_found_nowhere_with_every_node_answering_is_plainly_absent() -> None:
+    backend, _ = swarm(StubEngine("a"), StubEngine("b"))
+    with pytest.raises(SocklabError, match="no host 'client' in lab lab1") as caught:
+        backend.find_host("client", "lab1")
+    assert not isinstance(caught.value, NodeLost)
+
+
+class TimingOut(StubEngine):
+    """Its exec is never answered (the SDK's read timeout), whatever its ping does."""
+
+    def exec(self, *args: Any, **kwargs: Any) -> Any:
+        raise requests.ReadTimeout("Read timed out. (read timeout=120)")
+
+
+def test_an_exec_never_answered_by_a_node_that_no_longer_pings_is_the_node_lost() -> None:
+    node = TimingOut("b", HUNG)
+    backend, _ = swarm(StubEngine("a"), node)
+    with pytest.raises(NodeLost, match="swarm node b stopped answering while running a command on client"):
+        backend.exec(HostHandle("lab1", "client", "id-client", "id-b"), ["true"], user="lab")
+
+
+def test_an_exec_never_answered_by_a_node_that_still_pings_is_passed_on_as_it_is() -> None:
+    backend, _ = swarm(StubEngine("a"), TimingOut("b"))
+    with pytest.raises(requests.ReadTimeout):
+        backend.exec(HostHandle("lab1", "client", "id-client", "id-b"), ["true"], user="lab")
+
+
+def test_a_node_engine_is_first_reached_with_a_short_wait_then_given_the_usual_request_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[tuple[int, str | None]] = []
+
+    class Client:
+        api = type("API", (), {"timeout": ANSWER_WAIT})()
+
+    def connect(timeout: int = 120, base_url: str | None = None) -> Any:
+        asked.append((timeout, base_url))
+        return Client()
+
+    monkeypatch.setattr(cluster_module, "connect", connect)
+    node = Node("id-b", "b", "unix:///b.sock")
+    engine = Cluster(StubEngine("a"), [node], {}).engine("id-b")
+    assert asked == [(ANSWER_WAIT, "unix:///b.sock")]
+    assert engine.api.timeout == REQUEST_WAIT
