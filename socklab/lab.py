@@ -306,7 +306,7 @@ class Lab:
         while True:
             try:
                 self.backend.find_host(host, self.id)
-            except EnvironmentProblem:
+            except (EnvironmentProblem, LabError):  # a LabError: the host is out of reach (a swarm node lost)
                 raise
             except SocklabError:
                 raise EnvironmentProblem(f"host {host!r} of lab {self.id} was removed while the run used it "

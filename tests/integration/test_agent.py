@@ -64,3 +64,13 @@ def test_a_service_started_through_the_agent_outlives_it(backend) -> None:
         assert lab.exec("server", ["pkill", "-KILL", "-f", "nodes.agent"]).ok
         seen = lab.probe("client", Probe(to="{server.lan.ipv4}:7", send="still there", timeout=AT_ONCE))
         assert seen.outcome == "echoed", seen
+
+
+def test_an_agents_channel_waits_for_output_as_long_as_the_lab_lasts(backend) -> None:
+    """Not the engine client's request timeout (120 s): an agent idle that long is not a dead one."""
+    with Lab.open(backend, "agent-idle", LAN, {"client": TWO_HOSTS["client"]}) as lab:
+        channel = backend.attach(lab._handle("client"), ["cat"], user="lab")
+        try:
+            assert channel._sock.gettimeout() is None
+        finally:
+            channel.close()

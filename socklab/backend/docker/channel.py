@@ -24,6 +24,9 @@ class ExecChannel:
     def __init__(self, api: docker.APIClient, exec_id: str) -> None:
         self._stream: Any = api.exec_start(exec_id, socket=True)
         self._sock: Any = getattr(self._stream, "_sock", self._stream)
+        # The client's request timeout would end a receive() after that long without output, and take an agent
+        # that is merely idle (a lab between runs of checks) for a dead one: a channel waits until closed.
+        self._sock.settimeout(None)
         self._sending = threading.Lock()
         self.said = b""
 
