@@ -1,4 +1,6 @@
-"""A single-node swarm of the machine's own engine, made for a test and undone after, leaving the engine as found.
+"""Swarms for tests: the machine's own engine as a single-node swarm, or a cluster of engines of the tests' own.
+
+A single-node swarm of the machine's own engine is made for a test and undone after, leaving the engine as found.
 
 ``docker swarm init`` listens on loopback only (127.0.0.1:2377), so nothing
 of the swarm is reachable from the machine's interfaces. Undoing it is
@@ -12,12 +14,15 @@ is skipped there.
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Iterator
 
 import pytest
 from docker.errors import APIError, NotFound
 
 import docker
+from socklab.backend.docker.images import image_name
+from tools import swarm_cluster
 
 GATEWAY_BRIDGE = "docker_gwbridge"
 
@@ -49,3 +54,23 @@ def _exists(client: docker.DockerClient, network: str) -> bool:
     except NotFound:
         return False
     return True
+
+
+@contextlib.contextmanager
+def engines_cluster(prefix: str, engines: int = 3) -> Iterator[swarm_cluster.Cluster]:
+    """A cluster of tools/swarm_cluster.py, its manager holding the node image as a machine that built it would.
+
+    The other engines get the image from the swarm backend (it sends it to
+    the nodes that lack it). Removed afterwards, whatever happened; nothing
+    of it may remain.
+    """
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    made = swarm_cluster.up(name, engines=engines)
+    try:
+        here = docker.from_env(timeout=300)
+        manager = docker.DockerClient(base_url=made.manager.endpoint, timeout=300)
+        manager.images.load(here.api.get_image(image_name()))
+        yield made
+    finally:
+        swarm_cluster.down(name)
+    assert not swarm_cluster.leftovers(name)

@@ -60,6 +60,10 @@ MANAGER_ENV = "SOCKLAB_SWARM_MANAGER"
 START_TIMEOUT = 90.0  # seconds for a dockerd to answer; two shared cores and three engines starting at once
 STOP_TIMEOUT = 25.0  # seconds a dockerd gets to stop its containers and unmount before it is killed
 
+# The links carry VXLAN packets of a full 1500-byte inner frame (50 bytes more), as socklab's overlays keep a
+# 1500-byte MTU inside: the lessons on datagram sizes then hold across engines, with nothing fragmented.
+LINK_MTU = 1550
+
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
 # Each tool the script runs, and the Debian package that brings it.
@@ -342,7 +346,8 @@ def _make_links(cluster: Cluster) -> None:
     for index, engine in enumerate(cluster.engines, start=1):
         _ip("netns", "add", engine.netns)
         port = f"v{index}"
-        _ip("-n", bridge, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", engine.netns)
+        _ip("-n", bridge, "link", "add", port, "mtu", str(LINK_MTU), "type", "veth", "peer", "name", "eth0", "mtu",
+            str(LINK_MTU), "netns", engine.netns)
         _ip("-n", bridge, "link", "set", port, "master", "br0", "up")
         _ip("-n", engine.netns, "link", "set", "lo", "up")
         _ip("-n", engine.netns, "addr", "add", f"{engine.address4}/{LINK4.prefixlen}", "dev", "eth0")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from socklab.backend.docker.images import image_name
 from socklab.backend.swarm import SwarmBackend
 from socklab.constants import LABEL_LAB
 from tests.helpers import invoke
+from tests.swarm import engines_cluster
 from tools import swarm_cluster
 
 pytestmark = [
@@ -35,16 +35,8 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def cluster(engine: object) -> Iterator[swarm_cluster.Cluster]:
     """Three engines in a swarm, the manager holding the node image the machine's engine has; gone afterwards."""
-    name = f"sl-{uuid.uuid4().hex[:6]}"
-    made = swarm_cluster.up(name, engines=3)
-    try:
-        here = docker.from_env(timeout=300)
-        manager = docker.DockerClient(base_url=made.manager.endpoint, timeout=300)
-        manager.images.load(here.api.get_image(image_name()))
+    with engines_cluster("sl") as made:
         yield made
-    finally:
-        swarm_cluster.down(name)
-    assert not swarm_cluster.leftovers(name)
 
 
 def engines(cluster: swarm_cluster.Cluster) -> dict[str, docker.DockerClient]:
@@ -73,10 +65,11 @@ def test_a_lab_spreads_over_the_engines_and_a_client_reaches_a_server_on_another
         assert not client_of.api.networks(filters={"label": f"{LABEL_LAB}={running.lab_id}"}), name
 
 
-def test_the_checks_hold_across_engines_as_on_one(cluster: swarm_cluster.Cluster, tmp_path: Path) -> None:
-    result = invoke("run", "tcp-echo,udp-echo,lan-interface,stream-vs-datagram,half-close", "--backend", "swarm",
-                    "--jobs", "2", "--results", str(tmp_path), env=cluster.environment(), timeout=600)
+def test_the_whole_catalogue_holds_across_engines_as_on_one(cluster: swarm_cluster.Cluster, tmp_path: Path) -> None:
+    """IPv6 given by socklab, 1500-byte MTU lessons over 1550-byte links, broadcast and multicast kept together."""
+    result = invoke("run", "--all", "--backend", "swarm", "--jobs", "4", "--results", str(tmp_path),
+                    env=cluster.environment(), timeout=1200)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((tmp_path / "latest" / "report.json").read_text())
+    assert len(report["scenarios"]) == len(catalogue.load(()))
     assert all(s["status"] == "passed" for s in report["scenarios"]), result.stdout
-    assert len(report["scenarios"]) == 5

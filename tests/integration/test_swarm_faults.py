@@ -22,7 +22,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -31,10 +30,10 @@ from docker.models.containers import Container
 
 import docker
 from socklab import api, catalogue
-from socklab.backend.docker.images import image_name
 from socklab.backend.swarm import NodeLost, SwarmBackend
 from socklab.constants import LABEL_OWNER, LABEL_SCENARIO
 from tests.helpers import ROOT, invoke
+from tests.swarm import engines_cluster
 from tools import swarm_cluster
 
 pytestmark = [
@@ -91,21 +90,14 @@ expect = "echoed"
 @pytest.fixture(scope="module")
 def cluster(engine: object) -> Iterator[swarm_cluster.Cluster]:
     """Three engines in a swarm, each node labelled with its zone, the manager holding the node image; gone after."""
-    name = f"fsw-{uuid.uuid4().hex[:6]}"
-    made = swarm_cluster.up(name, engines=3)
-    try:
-        here = docker.from_env(timeout=300)
+    with engines_cluster("fsw") as made:
         manager = docker.DockerClient(base_url=made.manager.endpoint, timeout=300)
-        manager.images.load(here.api.get_image(image_name()))
         for member in made.engines:
             node_id = engine_client(member).info()["Swarm"]["NodeID"]
             node = manager.nodes.get(node_id)
             spec = node.attrs["Spec"]
             node.update({**spec, "Labels": {**spec.get("Labels", {}), "zone": ZONES[member.name]}})
         yield made
-    finally:
-        swarm_cluster.down(name)
-    assert not swarm_cluster.leftovers(name)
 
 
 @pytest.fixture
