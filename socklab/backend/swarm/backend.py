@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any, BinaryIO, ClassVar
 
 import requests
+from docker.errors import APIError
 
 from socklab.backend.base import Channel, ExecResult, HostHandle, HostInfo, LabSummary, PathInfo, Progress
 from socklab.backend.docker.backend import (
@@ -31,10 +32,10 @@ from socklab.backend.docker.backend import (
     summarise,
 )
 from socklab.backend.docker.engine import EngineUnreachable, engine_errors
-from socklab.backend.swarm import distribution, ipv6, placement
+from socklab.backend.swarm import distribution, ipv6, placement, unfinished
 from socklab.backend.swarm.cluster import ANSWER_WAIT, Cluster
 from socklab.concurrency import parallel_map
-from socklab.constants import LABEL_LAB, LABEL_OWNER
+from socklab.constants import LABEL_LAB, LABEL_OWNER, owner
 from socklab.errors import EnvironmentProblem, LabError, SocklabError
 from socklab.model import Host, Network
 
@@ -87,6 +88,7 @@ class SwarmBackend:
         self._networks: OverlayNetworks | None = None
         self._image: str | None = None
         self._lock = threading.Lock()
+        self._finished = False  # the caller's unfinished teardowns were looked at (``_finish_unfinished``)
 
     @property
     def cluster(self) -> Cluster:
@@ -107,6 +109,7 @@ class SwarmBackend:
     def ensure_image(self, progress: Progress) -> str:
         """Built (or found) on the manager's engine, then sent to each node that lacks it, once."""
         cluster = self.cluster
+        self._finish_unfinished()
         if self._image is None:
             name = cluster.manager.ensure_image(progress)
             distribution.send(name, cluster.manager, self._node_engines(), progress)
@@ -293,6 +296,7 @@ class SwarmBackend:
         lab with hosts there still shows, by its networks and its other
         hosts): listing must work while a node is down, to see what to clean.
         """
+        self._finish_unfinished()
 
         def hosts_on(node_id: str) -> list[dict[str, Any]]:
             try:
@@ -309,12 +313,15 @@ class SwarmBackend:
         return summarise(containers, networks)
 
     def destroy_lab(self, lab_id: str) -> int:
+        self._finish_unfinished()
         return self._destroy(f"{LABEL_LAB}={lab_id}")
 
     def destroy_all(self) -> int:
+        self._finish_unfinished()
         return self._destroy(LABEL_LAB)
 
     def destroy_owned(self, owner: str) -> int:
+        self._finish_unfinished()
         return self._destroy(f"{LABEL_OWNER}={owner}")
 
     def _destroy(self, label: str) -> int:
@@ -351,6 +358,8 @@ class SwarmBackend:
             if not away:
                 raise
             why = "; ".join(f"{name}: {reason}" for name, reason in sorted(away.items()))
+            with contextlib.suppress(APIError, requests.RequestException):  # the note is a help, not a must
+                unfinished.remember(self.networks.client, label, owner())
             raise NodeLost(
                 f"swarm node(s) {', '.join(sorted(away))} did not answer, and still hold hosts labelled {label}: "
                 f"the networks those hosts are attached to stay on the manager until they are removed ({exc}). "
@@ -364,6 +373,24 @@ class SwarmBackend:
                 f"{'; '.join(refused)}. Fix: run `invoke clean --backend swarm` again (or `invoke down --lab LAB "
                 "--backend swarm`)")
         return removed
+
+    def _finish_unfinished(self) -> None:
+        """Finish the caller's teardowns that a lost node cut short, if it is back (``unfinished``); once a process.
+
+        A teardown that still cannot finish leaves its note for another time.
+        """
+        if self._finished:
+            return
+        self._finished = True
+        manager = self.networks.client
+        with engine_errors("reading the swarm's notes of unfinished teardowns"):
+            notes = unfinished.pending(manager, owner())
+        for note, label in notes.items():
+            try:
+                self._destroy(label)
+            except (NodeLost, EnvironmentProblem):
+                continue
+            unfinished.forget(manager, note)
 
     def _until_gone(self, label: str, passed_over: Collection[str] = ()) -> None:
         """Wait until the networks removed have left every listing (a node drops its copy a moment later).
