@@ -4,10 +4,11 @@ The hosts are the same hardened containers the Docker backend makes (the
 same code makes them, on each node's engine); what changes is the network
 under them and where each one runs. Lab networks are overlays made on the
 manager (attachable, so that a plain container on any node may join;
-internal; dual-stack where the lab uses IPv6), from the same pools as on one
-engine, so addresses read the same. Hosts are placed on nodes by
-``socklab.backend.swarm.placement``. Everything carries the lab's labels,
-so that ``labs``, ``down`` and ``clean`` find it on every node.
+internal), from the same pools as on one engine, so addresses read the
+same: IPv4 from Docker, IPv6 from socklab itself (``ipv6``). Hosts are
+placed on nodes by ``placement``. Everything carries the lab's labels, so
+that ``labs``, ``down`` and ``clean`` find it on every node; a teardown a
+lost node cut short is finished once it is back (``unfinished``).
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ class OverlayNetworks(DockerBackend):
 
     # The hosts' links keep the 1500-byte MTU they have on one engine (an overlay's default is 1450: the driver
     # takes VXLAN's 50 bytes off the MTU it is given), so that the lessons on datagram sizes read the same. VXLAN
-    # packets between machines are then 1550 bytes, which the kernel fragments on a path of 1500.
+    # packets between machines are then 1550 bytes; where the path carries only 1500, the kernel tells the hosts
+    # a path MTU of 1450 instead.
     NETWORK_OPTIONS: ClassVar[dict[str, Any]] = {"driver": "overlay", "attachable": True, "scope": "swarm",
                                                  "options": {"com.docker.network.driver.mtu": "1550"}}
 
@@ -179,16 +181,21 @@ class SwarmBackend:
 
     def _give_ipv6(self, dual: set[str], made: list[tuple[HostInfo, dict[str, str]]]) -> None:
         """Each host's IPv6 address on each network that uses it, and its peers' neighbour entries."""
+        work: list[tuple[str, HostInfo, ipv6.Member, list[ipv6.Member]]] = []
         for network in sorted(dual):
             members = [(info, ipv6.Member(info.handle.host, info.interfaces[network].ipv6 or "", macs[network],
                                           info.interfaces[network].ipv4 or ""))
                        for info, macs in made if network in info.interfaces]
-            for info, me in members:
-                peers = [peer for _, peer in members if peer is not me]
-                said = self.exec(info.handle, ["sh", "-c", ipv6.script(me, peers)], user="root")
-                if not said.ok:
-                    raise EnvironmentProblem(f"could not give host {me.host} its IPv6 address on network {network}: "
-                                             f"{said.stderr.strip() or said.stdout.strip()}")
+            work += [(network, info, me, [peer for _, peer in members if peer is not me]) for info, me in members]
+
+        def give(item: tuple[str, HostInfo, ipv6.Member, list[ipv6.Member]]) -> None:
+            network, info, me, peers = item
+            said = self.exec(info.handle, ["sh", "-c", ipv6.script(me, peers)], user="root")
+            if not said.ok:  # a host's own image without iproute2, say
+                raise LabError(f"could not give host {me.host} its IPv6 address on network {network} (the host "
+                               f"needs `ip`, of iproute2): {said.stderr.strip() or said.stdout.strip()}")
+
+        parallel_map(give, work)
 
     def _running(self) -> dict[str, int]:
         """How many socklab hosts each node runs now (placement prefers the least busy)."""
