@@ -16,12 +16,10 @@ machine's noise falls on all alike:
    and with the hosts together on one node (an overlay, no VXLAN): what the
    overlay costs, and what spreading adds to it. One lab of each, untimed,
    first: a node's first overlay endpoint also makes its gateway bridge.
-2. the catalogue's IPv4-only scenarios (those ``socklab.families`` leaves
-   without IPv6: Docker's overlays carry them as they are, whereas IPv6 on
-   a swarm is socklab's own, set up on each host after it starts, a cost of
-   its own not measured here) run as ``invoke run -j 4``: with the Docker
-   backend on e1 alone, then with the swarm backend
-   on 1, 2 and 3 engines. One cluster of three serves all: the engines not
+2. the whole catalogue (IPv6 on a swarm is socklab's own, set up on each
+   host as it starts: a cost counted here) run as ``invoke run -j 4``: with
+   the Docker backend on e1 alone, then with the swarm backend on 1, 2 and
+   3 engines. One cluster of three serves all: the engines not
    used are drained (node availability ``drain``), which the backend's
    discovery leaves out of placement, so every count runs beside the same
    three idle-or-busy dockerds.
@@ -61,9 +59,9 @@ CLUSTER_PREFIX = "bsw-"
 ACTIVE, DRAIN = "active", "drain"
 
 
-def ipv4_only(scenarios: Iterable[Scenario]) -> list[str]:
-    """The names of the scenarios none of whose networks is dual-stack (as loaded: socklab.families decided)."""
-    return sorted(s.name for s in scenarios if not any(net.ipv6 for net in s.networks.values()))
+def names(scenarios: Iterable[Scenario]) -> list[str]:
+    """The catalogue's scenarios by name, in order: every one runs on a swarm as on one engine."""
+    return sorted(s.name for s in scenarios)
 
 
 def cluster_name() -> str:
@@ -180,7 +178,7 @@ def lab_cycles(bridge: Backend, swarm: Backend, repeats: int, progress: Callable
             ratio(f"swarm: {HOSTS}-host lab up: overlay apart / together", ups[apart], ups[together])]
 
 
-# -- 2: the IPv4-only catalogue on 1, 2 and 3 engines ---------------------------------------
+# -- 2: the catalogue on 1, 2 and 3 engines ---------------------------------------------------
 
 
 def restrict(manager: Any, engines: int) -> None:
@@ -193,21 +191,21 @@ def restrict(manager: Any, engines: int) -> None:
 
 
 def catalogue_runs(cluster: Any, manager: Any, repeats: int, progress: Callable[[str], None]) -> list[Figure]:
-    names = ipv4_only(catalogue.load())
-    title = f"the catalogue's {len(names)} IPv4-only scenarios, -j {JOBS}"
-    bridge = Figure(f"swarm: {title}, bridge, engine e1 alone (docker backend)", "s", note=", ".join(names))
+    chosen = names(catalogue.load())
+    title = f"the catalogue's {len(chosen)} scenarios, -j {JOBS}"
+    bridge = Figure(f"swarm: {title}, bridge, engine e1 alone (docker backend)", "s")
     on = {count: Figure(f"swarm: {title}, swarm backend on {count} engine{'s' if count > 1 else ''}", "s")
           for count in range(1, ENGINES + 1)}
     bridge_env = {"DOCKER_HOST": cluster.engines[0].endpoint}
     swarm_env = dict(cluster.environment())
     try:
         for turn in range(repeats):
-            progress(f"  IPv4-only catalogue, -j {JOBS}, turn {turn + 1}: bridge on e1")
-            _record(bridge, invoke_run(names, "docker", bridge_env), progress)
+            progress(f"  catalogue, -j {JOBS}, turn {turn + 1}: bridge on e1")
+            _record(bridge, invoke_run(chosen, "docker", bridge_env), progress)
             for count, figure in on.items():
-                progress(f"  IPv4-only catalogue, -j {JOBS}, turn {turn + 1}: swarm on {count} engine(s)")
+                progress(f"  catalogue, -j {JOBS}, turn {turn + 1}: swarm on {count} engine(s)")
                 restrict(manager, count)
-                _record(figure, invoke_run(names, "swarm", swarm_env), progress)
+                _record(figure, invoke_run(chosen, "swarm", swarm_env), progress)
     finally:
         restrict(manager, ENGINES)
     return [bridge, *on.values(), *(ratio(f"swarm: {title}: swarm on {count} / bridge", figure, bridge)
@@ -223,15 +221,15 @@ def _record(figure: Figure, outcome: tuple[float, list[str]], progress: Callable
         figure.note = "; ".join(filter(None, [figure.note, f"run {len(figure.samples)} failed: {', '.join(failed)}"]))
 
 
-def invoke_run(names: Sequence[str], backend: str, env: Mapping[str, str]) -> tuple[float, list[str]]:
-    """Wall time of ``invoke run NAMES --backend B -j 4`` and the scenarios that did not pass.
+def invoke_run(scenarios: Sequence[str], backend: str, env: Mapping[str, str]) -> tuple[float, list[str]]:
+    """Wall time of ``invoke run SCENARIOS --backend B -j 4`` and the scenarios that did not pass.
 
     A run that could not be made at all (exit status 2: the engine, the
     environment) is an error, not a figure.
     """
     with tempfile.TemporaryDirectory() as results:
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "invoke", "run", ",".join(names), "--backend", backend,
+        done = subprocess.run([sys.executable, "-m", "invoke", "run", ",".join(scenarios), "--backend", backend,
                                "--jobs", str(JOBS), "--quiet", "--results", results],
                               cwd=PROJECT_ROOT, env=os.environ | dict(env), capture_output=True, text=True,
                               timeout=RUN_LIMIT)
