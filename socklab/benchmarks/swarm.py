@@ -237,5 +237,5 @@ def invoke_run(scenarios: Sequence[str], backend: str, env: Mapping[str, str]) -
         report = Path(results) / "latest" / "report.json"
         if done.returncode not in (0, 1) or not report.exists():
             raise RuntimeError(f"invoke run --backend {backend} failed ({done.returncode}): {done.stderr[-1000:]}")
-        scenarios = json.loads(report.read_text())["scenarios"]
-    return elapsed, [s["name"] for s in scenarios if s["status"] != "passed"]
+        ran = json.loads(report.read_text())["scenarios"]
+    return elapsed, [s["name"] for s in ran if s["status"] != "passed"]
