@@ -26,7 +26,7 @@ from socklab import api, catalogue
 from socklab.backend import subnets
 from socklab.backend.docker.backend import CreatedNetwork, lab_labels
 from socklab.backend.swarm import SwarmBackend
-from socklab.backend.swarm.backend import OverlayNetworks
+from socklab.backend.swarm.overlays import OverlayNetworks
 from socklab.concurrency import parallel_map
 from socklab.constants import LABEL_LAB
 from socklab.errors import EXIT_CHECK_FAILED

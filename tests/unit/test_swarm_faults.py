@@ -10,17 +10,20 @@ started again, is tests/integration/test_swarm_faults.py.
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 import requests
+from docker.errors import APIError
 
 from socklab.backend.base import HostHandle
 from socklab.backend.docker.backend import DockerBackend
 from socklab.backend.swarm import NodeLost, SwarmBackend
 from socklab.backend.swarm import cluster as cluster_module
-from socklab.backend.swarm.backend import OverlayNetworks
 from socklab.backend.swarm.cluster import ANSWER_WAIT, REQUEST_WAIT, Cluster
+from socklab.backend.swarm.overlays import OverlayNetworks
 from socklab.backend.swarm.placement import Node
 from socklab.constants import LABEL_HOST, LABEL_LAB, LABEL_OWNER
 from socklab.errors import EnvironmentProblem, SocklabError
@@ -85,13 +88,50 @@ class StubEngine(DockerBackend):
         raise SocklabError(f"no host {host!r}")
 
 
+class StubNote:
+    """A swarm config, as the SDK's model shows one."""
+
+    def __init__(self, notes: StubNotes, name: str, data: bytes, labels: dict[str, str]) -> None:
+        self.notes, self.id, self.name, self.labels = notes, f"note-{len(notes.kept)}", name, labels
+        self.attrs = {"Spec": {"Name": name, "Data": base64.b64encode(data).decode()}}
+
+    def remove(self) -> None:
+        del self.notes.kept[self.name]
+
+
+class StubNotes:
+    """The manager's swarm configs (``client.configs``), where unfinished teardowns are noted."""
+
+    def __init__(self) -> None:
+        self.kept: dict[str, StubNote] = {}
+
+    def create(self, name: str, data: bytes, labels: dict[str, str]) -> StubNote:
+        if name in self.kept:
+            raise APIError("conflict", response=SimpleNamespace(status_code=409, reason="Conflict"))  # type: ignore[arg-type]
+        self.kept[name] = StubNote(self, name, data, labels)
+        return self.kept[name]
+
+    def list(self, filters: dict[str, str]) -> list[StubNote]:
+        return [note for note in self.kept.values() if note.name.startswith(filters["name"])
+                and filters["label"] in (f"{key}={value}" for key, value in note.labels.items())]
+
+    def get(self, note_id: str) -> StubNote:
+        return next(note for note in self.kept.values() if note.id == note_id)
+
+
 class StubManager(OverlayNetworks):
     """The manager's networks: removing them fails while a host of an absent node is attached (``held``)."""
 
     def __init__(self) -> None:
-        super().__init__()
+        # its client: the notes, and a listing of the swarm's networks (none: the labs are known by their hosts)
+        super().__init__(cast(Any, SimpleNamespace(configs=StubNotes(),
+                                                   api=SimpleNamespace(networks=lambda filters=None: []))))
         self.held: set[str] = set()  # labels whose networks a host of an absent node still holds
         self.removed: list[str] = []
+
+    @property
+    def notes(self) -> StubNotes:
+        return cast(StubNotes, self.client.configs)
 
     def remove_labelled(self, label: str, *, networks: bool = True) -> int:
         if label in self.held:
@@ -220,3 +260,43 @@ def test_a_node_engine_is_first_reached_with_a_short_wait_then_given_the_usual_r
     engine = Cluster(StubEngine("a"), [node], {}).engine("id-b")
     assert asked == [(ANSWER_WAIT, "unix:///b.sock")]
     assert engine.api.timeout == REQUEST_WAIT
+
+
+def test_a_teardown_a_lost_node_cut_short_is_finished_by_the_owners_next_command_once_it_is_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SOCKLAB_OWNER", "me")
+    a, b = StubEngine("a", hosts=(("lab1", "server"),)), StubEngine("b", DEAD, hosts=(("lab1", "client"),))
+    backend, manager = swarm(a, b)
+    manager.held.add(f"{LABEL_LAB}=lab1")
+    with pytest.raises(NodeLost):
+        backend.destroy_lab("lab1")
+    assert len(manager.notes.kept) == 1  # noted on the manager, for whoever of the owner's comes next
+
+    # still away: the next process's command leaves the note where it is
+    later, _ = swarm(a, b)
+    later._networks = manager
+    later.labs()
+    assert len(manager.notes.kept) == 1 and b.hosts
+
+    # back: the next process's command, whatever it is, finishes the teardown and removes the note
+    b.state, manager.held = UP, set()
+    back, _ = swarm(a, b)
+    back._networks = manager
+    back.labs()
+    assert not b.hosts and f"{LABEL_LAB}=lab1" in manager.removed and not manager.notes.kept
+
+
+def test_another_owners_unfinished_teardown_is_left_to_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOCKLAB_OWNER", "them")
+    a, b = StubEngine("a"), StubEngine("b", DEAD, hosts=(("lab1", "client"),))
+    backend, manager = swarm(a, b)
+    manager.held.add(f"{LABEL_LAB}=lab1")
+    with pytest.raises(NodeLost):
+        backend.destroy_lab("lab1")
+    monkeypatch.setenv("SOCKLAB_OWNER", "me")
+    b.state, manager.held = UP, set()
+    mine, _ = swarm(a, b)
+    mine._networks = manager
+    mine.labs()
+    assert b.hosts and len(manager.notes.kept) == 1
