@@ -247,7 +247,9 @@ def print_labs(console: Console, labs: Sequence[LabSummary]) -> None:
     for column in ("lab", "scenario", "owner", "hosts", "networks"):
         table.add_column(column)
     for lab in labs:
-        table.add_row(lab.lab_id, lab.scenario, lab.owner or "?", ", ".join(lab.hosts), ", ".join(lab.networks))
+        hosts = ([f"{host} ({node})" for host, node in zip(lab.hosts, lab.nodes, strict=True)] if lab.nodes
+                 else lab.hosts)  # on a swarm, where each host runs
+        table.add_row(lab.lab_id, lab.scenario, lab.owner or "?", ", ".join(hosts), ", ".join(lab.networks))
     console.print(table)
 
 

@@ -59,6 +59,7 @@ class LabSummary:
     hosts: tuple[str, ...]
     networks: tuple[str, ...]
     owner: str = ""  # who made it (socklab.constants.owner()); "" for a lab made before labs had owners
+    nodes: tuple[str, ...] = ()  # on a swarm, the node each host runs on, in the order of ``hosts``; () on one engine
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,11 @@ def test_a_lab_spreads_over_the_engines_and_a_client_reaches_a_server_on_another
     try:
         server, client = backend.find_host("server", running.lab_id), backend.find_host("client", running.lab_id)
         assert server.node and client.node and server.node != client.node  # apart: two kernels, a VXLAN between
+        (listed,) = [lab for lab in backend.labs() if lab.lab_id == running.lab_id]
+        by_id = {node.node_id: node.hostname for node in backend.cluster.nodes}
+        assert listed.nodes == (by_id[client.node], by_id[server.node])  # in the order of hosts: client, server
+        shown = invoke("labs", "--backend", "swarm", env=cluster.environment())
+        assert f"client ({by_id[client.node]})" in shown.stdout and f"server ({by_id[server.node]})" in shown.stdout
         address = running.hosts["server"]["lan"].ipv4
         said = backend.exec(client, ["python3", "-m", "nodes.echo", "client", "--to", f"{address}:65432"], user="lab")
         assert said.ok and json.loads(said.stdout)["outcome"] == "echoed", said

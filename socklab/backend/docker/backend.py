@@ -18,7 +18,7 @@ import socket
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, BinaryIO, ClassVar, NamedTuple, cast
@@ -194,8 +194,12 @@ def _remove(call: Callable[[], Any]) -> bool:
     return False
 
 
-def summarise(containers: Iterable[dict[str, Any]], networks: Iterable[dict[str, Any]]) -> list[LabSummary]:
-    """The labs that labelled containers and networks (the engine's listings of them) make up, by lab id."""
+def summarise(containers: Iterable[dict[str, Any]], networks: Iterable[dict[str, Any]],
+              nodes: Mapping[str, str] | None = None) -> list[LabSummary]:
+    """The labs that labelled containers and networks (the engine's listings of them) make up, by lab id.
+
+    ``nodes`` says, on a swarm, which node each container (by id) runs on.
+    """
     found: dict[str, dict[str, Any]] = {}
 
     def lab_of(labels: dict[str, str]) -> dict[str, Any]:
@@ -203,11 +207,17 @@ def summarise(containers: Iterable[dict[str, Any]], networks: Iterable[dict[str,
                                                     "owner": labels.get(LABEL_OWNER, ""), "h": [], "n": []})
 
     for container in containers:
-        lab_of(container["Labels"])["h"].append(container["Labels"].get(LABEL_HOST, "?"))
+        host = container["Labels"].get(LABEL_HOST, "?")
+        lab_of(container["Labels"])["h"].append((host, (nodes or {}).get(container["Id"], "")))
     for network in networks:
         lab_of(network["Labels"])["n"].append(network["Labels"].get(LABEL_NETWORK, "?"))
-    return [LabSummary(lab_id, v["scenario"], tuple(sorted(v["h"])), tuple(sorted(v["n"])), v["owner"])
-            for lab_id, v in sorted(found.items())]
+    summaries = []
+    for lab_id, v in sorted(found.items()):
+        hosts = sorted(v["h"])
+        placed = tuple(node for _, node in hosts) if nodes else ()
+        summaries.append(LabSummary(lab_id, v["scenario"], tuple(host for host, _ in hosts), tuple(sorted(v["n"])),
+                                    v["owner"], placed))
+    return summaries
 
 
 def _busy(exc: APIError) -> bool:

@@ -272,19 +272,22 @@ class SwarmBackend:
         """
         self._finish_unfinished()
 
-        def hosts_on(node_id: str) -> list[dict[str, Any]]:
+        def hosts_on(node: placement.Node) -> list[dict[str, Any]]:
             try:
-                engine = self.cluster.engine(node_id, within=ANSWER_WAIT)
+                engine = self.cluster.engine(node.node_id, within=ANSWER_WAIT)
                 with engine_errors("listing labs"):
                     listed: list[dict[str, Any]] = engine.api.containers(all=True, filters={"label": LABEL_LAB})
             except (EngineUnreachable, requests.RequestException):
                 return []
             return listed
 
-        containers = [c for found in parallel_map(hosts_on, [n.node_id for n in self.cluster.nodes]) for c in found]
+        nodes = self.cluster.nodes
+        listed = list(zip(nodes, parallel_map(hosts_on, nodes), strict=True))
+        containers = [container for _, found in listed for container in found]
+        where = {container["Id"]: node.hostname for node, found in listed for container in found}
         with engine_errors("listing the swarm's lab networks"):
             networks = self.networks.api.networks(filters={"label": LABEL_LAB, "scope": "swarm"})
-        return summarise(containers, networks)
+        return summarise(containers, networks, where)
 
     def destroy_lab(self, lab_id: str) -> int:
         self._finish_unfinished()
