@@ -63,6 +63,9 @@ STOP_TIMEOUT = 25.0  # seconds a dockerd gets to stop its containers and unmount
 # The links carry VXLAN packets of a full 1500-byte inner frame (50 bytes more), as socklab's overlays keep a
 # 1500-byte MTU inside: the lessons on datagram sizes then hold across engines, with nothing fragmented.
 LINK_MTU = 1550
+# How long a restarted engine's node may take to be Ready again: the manager first has to see it gone (its
+# heartbeats missed), then take its new session; on two busy cores that took over a minute once.
+REJOIN_TIMEOUT = 180.0
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
@@ -432,7 +435,10 @@ def restart_engine(cluster: Cluster, engine: Engine) -> None:
     if pid is not None:
         raise ClusterError(f"dockerd of {engine.name} still runs (pid {pid}): stop it first (or SIGCONT it)")
     _wait_for_engine(engine, _launch(cluster, engine))
-    _wait_for_nodes(cluster)
+    try:
+        _wait_for_nodes(cluster, REJOIN_TIMEOUT)
+    except ClusterError as exc:
+        raise ClusterError(f"{exc}; the end of {engine.name}'s log:\n{_log_tail(engine, 40)}") from None
 
 
 def _wait_for_engine(engine: Engine, process: subprocess.Popen[bytes]) -> None:

@@ -88,9 +88,13 @@ expect = "echoed"
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def cluster(engine: object) -> Iterator[swarm_cluster.Cluster]:
-    """Three engines in a swarm, each node labelled with its zone, the manager holding the node image; gone after."""
+    """Three engines in a swarm, each node labelled with its zone, the manager holding the node image; gone after.
+
+    One cluster per test (a few seconds): each kills e3 once. Killed and restarted a second time in one cluster,
+    e3's node once stayed Down for minutes, in CI and here.
+    """
     with engines_cluster("fsw") as made:
         manager = docker.DockerClient(base_url=made.manager.endpoint, timeout=300)
         for member in made.engines:
