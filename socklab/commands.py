@@ -106,20 +106,26 @@ def service_steps(service: Service, render: Render,
     on. Its exit status, if it ever exits, is written next to its pid. The
     wait is a command of its own, for a host's agent to run in its own
     Python (``socklab.agents``); ``service_argv`` makes both one exec.
+
+    What an earlier run of the same service left (a service started again
+    after it died) goes first, before anything starts: its pid file would
+    tell the wait that the new one had already exited, and the guard's
+    file that the new guard already watches.
     """
     log, pid, status = service_files(service)
+    watching = f"{pid}.guard"
     argv = words(service.command, render)
     command = shlex.join(placed(argv, render, service.cwd, service.env))
     guard = ""
     if service.user == GRADED_USER:  # this wrapper runs as root (``exec_user``): the program alone is the student
         command = shlex.join(confined(placed(argv, render, service.cwd, service.env)))
-        watching = f"{pid}.guard"
         watch = python("guard", ["--user", GRADED_USER, "--max", str(GRADED_TASKS),
                                  "--max-processes", str(GRADED_PROCESSES), "--ready", watching])
         # the guard first, and the program only once it watches: a fork bomb would leave it no room to start
         guard = (f"{shlex.join(watch)} >>{log} 2>&1 </dev/null & "
                  f"for i in $(seq 100); do [ -e {watching} ] && break; sleep 0.02; done; ")
-    start = (f"( {guard}{command} >>{log} 2>&1 </dev/null & echo $! >{pid}; wait $!; echo $? >{status} ) "
+    start = (f"rm -f {pid} {status} {watching}; "
+             f"( {guard}{command} >>{log} 2>&1 </dev/null & echo $! >{pid}; wait $!; echo $? >{status} ) "
              f">/dev/null 2>&1 </dev/null &")
     if service.ready is None:
         return ["sh", "-c", start], None

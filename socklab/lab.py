@@ -336,9 +336,8 @@ class Lab:
         return outcome
 
     def restart_service(self, service: Service) -> ServiceResult:
-        """Start a service that has exited again, under the same name: its log goes on, its exit status goes."""
-        _, _, status = commands.service_files(service)
-        self.exec(service.host, ["rm", "-f", status], user="root")
+        """Start a service that has exited again, under the same name: its log goes on (its exit status and pid
+        go as it starts: ``commands.service_steps``)."""
         return self.start_service(service)
 
     def require(self, service: Service) -> ServiceResult:

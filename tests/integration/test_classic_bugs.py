@@ -101,7 +101,7 @@ def test_a_one_client_at_a_time_server_falls_to_a_second_client_in_every_many_cl
     for scenario in MANY_CLIENTS:
         second = only(report, (scenario, SECOND_CLIENT))
         # the first client was echoed and is held open; the second waits until its time is up
-        assert not second["passed"] and second["observed"] == "timeout", second
+        assert not second["passed"] and second["observed"] == "timeout", (scenario, second.get("detail"), result.stdout)
         assert second["evidence"]["held"] == "echoed", second
     # threads, processes and a selectors loop: before this check, serving one client after another passed them all
     for scenario in ("socketserver-threading", "socketserver-forking", "multiconn"):

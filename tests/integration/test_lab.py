@@ -5,16 +5,17 @@ from __future__ import annotations
 import ipaddress
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from socklab import programs
 from socklab.backend.docker.backend import SCRATCH
-from socklab.constants import IPV4_POOL, IPV6_POOL, LABEL_HOST, LABEL_LAB, LABEL_OWNER, owner
+from socklab.constants import GRADED_USER, IPV4_POOL, IPV6_POOL, LABEL_HOST, LABEL_LAB, LABEL_OWNER, owner
 from socklab.errors import LabError
 from socklab.lab import Lab
-from socklab.model import Command, Host, Network, Service
+from socklab.model import Argv, Command, Host, Network, Service
 from tests.helpers import labelled
 
 # For answers that come at once (refused, unreachable): the timeout is only room for a loaded machine, and costs
@@ -109,6 +110,36 @@ def test_a_crashing_service_fails_fast_with_its_log(backend) -> None:
         started = lab.start_service(crash)
     assert not started.ready and "exited before it was ready" in started.detail
     assert "not on this host" in started.log and "[exited with status 2]" in started.log
+
+
+# A server for one client: it echoes one message and exits with status 1, as a crashing submission would.
+ONE_CLIENT = ("import socket; s = socket.create_server(('', 7)); c, _ = s.accept(); c.sendall(c.recv(100)); "
+              "raise SystemExit(1)")
+
+
+@pytest.mark.parametrize("user", ["lab", GRADED_USER])
+def test_a_service_that_died_starts_again_every_time(backend, user: str) -> None:
+    """What a run that died left (its pid, its exit status) never makes the next start look failed (grading
+    restarts a submission that died during a check, and its next checks depend on it)."""
+    service = Service("once", "server", Argv(("python3", "-c", ONE_CLIENT)), ready="tcp://0.0.0.0:7", user=user)
+    with Lab.open(backend, "restart", LAN, TWO_HOSTS) as lab:
+        started = lab.start_service(service)
+        for run in range(3):
+            assert started.ready, f"start {run + 1}: {started.detail}\n{started.log}"
+            assert lab.probe("client", to="{server.lan.ipv4}:7", send="x", timeout=AT_ONCE).outcome == "echoed"
+            state = lab.service_state(service)
+            for _ in range(100):  # it exits once its answer is sent: a moment after the client has it
+                if not state.alive:
+                    break
+                time.sleep(0.1)
+                state = lab.service_state(service)
+            assert not state.alive and state.exit_status == 1, state
+            # as if its guard had never said it watched: the next start waits for its own guard before its pid is
+            # known, and meanwhile the wait for it to be ready finds the pid of the run that died
+            lab.exec("server", ["rm", "-f", "/lab/run/once.pid.guard"], user="root")
+            started = lab.restart_service(service)
+        assert lab.service_state(service).alive
+        assert lab.service_logs([service])["once"].count("[exited") == 0, "the exit status of a run before goes"
 
 
 def test_an_exception_inside_the_lab_still_tears_it_down(backend) -> None:

@@ -86,6 +86,8 @@ def test_a_service_starts_in_the_background_and_its_host_waits_until_ready() -> 
     sh, flag, script = commands.service_argv(service, str)
     assert (sh, flag) == ("sh", "-c")
     start, wait = script.splitlines()
+    # what a run before it left goes first: a dead run's pid would tell the wait that this one had exited
+    assert start.startswith("rm -f /lab/run/web.pid /lab/run/web.exit /lab/run/web.pid.guard; ( ")
     assert "python3 -m nodes.echo serve --bind '' --port 80 >>/lab/log/web.log" in start
     assert start.endswith("&") and "echo $? >/lab/run/web.exit" in start
     assert wait.startswith("exec python3 -m nodes.ready tcp://0.0.0.0:80") and "--pidfile /lab/run/web.pid" in wait
@@ -143,7 +145,7 @@ def test_a_service_of_ones_own_keeps_its_log_and_waits_for_a_log_line() -> None:
     service = Service("app", "server", Argv(("python3", "server.py", "{s.lan.ipv4}")), ready="log:Listening",
                       cwd="/lab/app")
     start, wait = commands.service_argv(service, render)[2].splitlines()
-    assert start.startswith("( env -C /lab/app python3 server.py 198.18.0.2 >>/lab/log/app.log 2>&1")
+    assert start.split("; ", 1)[1].startswith("( env -C /lab/app python3 server.py 198.18.0.2 >>/lab/log/app.log 2>&1")
     assert wait == ("exec python3 -m nodes.ready log:Listening --timeout 15 --pidfile /lab/run/app.pid "
                     "--log /lab/log/app.log")
 
@@ -153,7 +155,7 @@ def test_a_graded_service_is_started_by_root_and_runs_confined_as_the_graded_use
                       user="student", cwd="/submission/server")
     assert commands.exec_user(service) == "root" and commands.exec_user(replace(service, user="lab")) == "lab"
     start, wait = commands.service_argv(service, render)[2].splitlines()
-    guard, rest = start.removeprefix("( ").split(" & ", 1)
+    guard, rest = start.split("; ( ", 1)[1].split(" & ", 1)
     waiting, program = rest.split(" done; ", 1)
     assert guard == (f"python3 -m nodes.guard --user student --max {commands.GRADED_TASKS} "
                      f"--max-processes {commands.GRADED_PROCESSES} --ready /lab/run/echo.pid.guard "
