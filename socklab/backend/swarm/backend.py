@@ -88,7 +88,8 @@ class SwarmBackend:
     def host_images(self, hosts: Iterable[Host], progress: Progress) -> dict[str, str]:
         cluster = self.cluster
         images = cluster.manager.host_images(hosts, progress)
-        distribution.send_all(sorted(set(images.values())), cluster.manager, self._node_engines(), progress)
+        for name in sorted(set(images.values())):
+            distribution.send(name, cluster.manager, self._node_engines(), progress)
         return images
 
     def _node_engines(self) -> dict[str, DockerBackend]:

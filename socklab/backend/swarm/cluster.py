@@ -71,7 +71,7 @@ class Cluster:
         manager = DockerBackend(client)
         nodes, unreachable = [], {}
         for raw in listed:
-            node, why = _node(raw, swarm["NodeID"], endpoint)
+            node, why = node_from_listing(raw, swarm["NodeID"], endpoint)
             if node is None:
                 unreachable[raw["Description"]["Hostname"]] = why
             else:
@@ -120,7 +120,7 @@ class Cluster:
                                  f"(`docker node ls` on the manager shows the nodes)")
 
 
-def _node(raw: dict[str, Any], manager_id: str, manager_endpoint: str) -> tuple[Node | None, str]:
+def node_from_listing(raw: dict[str, Any], manager_id: str, manager_endpoint: str) -> tuple[Node | None, str]:
     """A node from the manager's listing, or why it cannot take hosts."""
     spec, status = raw.get("Spec") or {}, raw.get("Status") or {}
     labels = dict(spec.get("Labels") or {})

@@ -10,7 +10,7 @@ side by side.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from docker.errors import ImageLoadError, ImageNotFound
 
@@ -39,12 +39,6 @@ def send(name: str, source: DockerBackend, nodes: Mapping[str, DockerBackend], p
         return hostname
 
     return [hostname for hostname in parallel_map(one, sorted(nodes.items())) if hostname]
-
-
-def send_all(names: Sequence[str], source: DockerBackend, nodes: Mapping[str, DockerBackend],
-             progress: Progress) -> None:
-    for name in names:
-        send(name, source, nodes, progress)
 
 
 def _has(engine: DockerBackend, name: str) -> bool:
