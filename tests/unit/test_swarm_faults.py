@@ -73,7 +73,7 @@ class StubEngine(DockerBackend):
         if self.state == HUNG:
             raise requests.ReadTimeout(f"Read timed out. (read timeout={timeout})")
 
-    def remove_labelled(self, label: str, *, networks: bool = True) -> int:
+    def remove_labelled(self, label: str, *, networks: bool = True, sweeps: int | None = None) -> int:
         self.answer("remove", None)
         lab = label.partition("=")[2]
         gone = [pair for pair in self.hosts if pair[0] == lab]
@@ -128,12 +128,14 @@ class StubManager(OverlayNetworks):
                                                    api=SimpleNamespace(networks=lambda filters=None: []))))
         self.held: set[str] = set()  # labels whose networks a host of an absent node still holds
         self.removed: list[str] = []
+        self.sweeps: list[int | None] = []  # how many rounds each removal was allowed (None: the overlays' own)
 
     @property
     def notes(self) -> StubNotes:
         return cast(StubNotes, self.client.configs)
 
-    def remove_labelled(self, label: str, *, networks: bool = True) -> int:
+    def remove_labelled(self, label: str, *, networks: bool = True, sweeps: int | None = None) -> int:
+        self.sweeps.append(sweeps)
         if label in self.held:
             raise EnvironmentProblem("The Docker engine refused a request while tearing down: rpc error: code = "
                                      "FailedPrecondition desc = network n1 is in use by task t1")
@@ -300,3 +302,47 @@ def test_another_owners_unfinished_teardown_is_left_to_them(monkeypatch: pytest.
     mine._networks = manager
     mine.labs()
     assert b.hosts and len(manager.notes.kept) == 1
+
+
+class BusyNetworkAPI:
+    """An engine with one network of the lab, still in use by a removed host's task for ``busy`` more rounds."""
+
+    def __init__(self, busy: int) -> None:
+        self.busy, self.rounds, self.removed = busy, 0, False
+
+    def containers(self, all: bool, filters: dict[str, str]) -> list[Any]:
+        return []
+
+    def networks(self, filters: dict[str, str]) -> list[dict[str, str]]:
+        return [] if self.removed else [{"Id": "n1"}]
+
+    def remove_network(self, network_id: str) -> None:
+        self.rounds += 1
+        if self.rounds <= self.busy:
+            raise APIError("rpc error: code = FailedPrecondition desc = network n1 is in use by task t1")
+        self.removed = True
+
+    def volumes(self, filters: dict[str, str]) -> dict[str, list[Any]]:
+        return {"Volumes": []}
+
+
+@pytest.mark.parametrize("busy", [DockerBackend.REMOVAL_SWEEPS, OverlayNetworks.REMOVAL_SWEEPS - 1])
+def test_an_overlay_still_in_use_by_a_removed_hosts_task_is_waited_for_far_longer_than_a_bridge(
+    monkeypatch: pytest.MonkeyPatch, busy: int,
+) -> None:
+    """The manager lets go of a removed host's attachment once its node has said so: under load, seconds."""
+    monkeypatch.setattr("socklab.backend.docker.backend.time.sleep", lambda seconds: None)
+    bridge_api, overlay_api = BusyNetworkAPI(busy), BusyNetworkAPI(busy)
+    with pytest.raises(EnvironmentProblem, match="in use by task"):
+        DockerBackend(cast(Any, SimpleNamespace(api=bridge_api))).remove_labelled("socklab.lab=lab1")
+    assert OverlayNetworks(cast(Any, SimpleNamespace(api=overlay_api))).remove_labelled("socklab.lab=lab1") == 1
+    assert overlay_api.removed and overlay_api.rounds == busy + 1
+
+
+def test_with_a_node_away_the_overlays_are_waited_for_no_longer_than_a_bridge() -> None:
+    """Its hosts' attachments never go while it is away: waiting a minute for them would only delay NodeLost."""
+    away, away_manager = swarm(StubEngine("a"), StubEngine("b", DEAD))
+    away.destroy_lab("lab1")
+    answering, answering_manager = swarm(StubEngine("a"), StubEngine("b"))
+    answering.destroy_lab("lab1")
+    assert (away_manager.sweeps, answering_manager.sweeps) == ([DockerBackend.REMOVAL_SWEEPS], [None])

@@ -156,9 +156,6 @@ def attachments(hosts: list[Host], created: dict[str, CreatedNetwork]) -> list[t
 
 
 REMOVAL_ATTEMPTS = 5
-# Rounds of a teardown while a network stays busy: about 10 s in all, what a swarm's manager takes, under load, to
-# let go of a removed container's attachment (on one engine, the first round nearly always does it).
-REMOVAL_SWEEPS = 14
 
 
 def _scratch(labels: dict[str, str]) -> list[Mount]:
@@ -244,6 +241,9 @@ def _send_all(sock: Any, chunks: Iterable[bytes]) -> None:
 class DockerBackend:
     # How lab networks are made on this engine: bridges, local to it (the swarm backend makes overlays).
     NETWORK_OPTIONS: ClassVar[dict[str, Any]] = {"driver": "bridge"}
+    # Rounds of a teardown while a network stays busy (about 1 s apart after the first few): a container leaving
+    # a bridge lets go of it at once, and the first round nearly always does it.
+    REMOVAL_SWEEPS: ClassVar[int] = 14
 
     def __init__(self, client: docker.DockerClient | None = None) -> None:
         self._client = client
@@ -544,18 +544,20 @@ class DockerBackend:
     def destroy_owned(self, owner: str) -> int:
         return self.remove_labelled(f"{LABEL_OWNER}={owner}")
 
-    def remove_labelled(self, label: str, *, networks: bool = True) -> int:
+    def remove_labelled(self, label: str, *, networks: bool = True, sweeps: int | None = None) -> int:
         """Containers first (they hold the networks), then networks (unless not asked), then volumes.
 
         Another process may still be attaching a container to one of the
         networks (a run being cleaned away under its feet): the network is
-        then busy, and the sweep goes round again. On a swarm, a node's
-        engine removes its containers and volumes, and the manager the
-        networks (``networks=False`` on the nodes).
+        then busy, and the sweep goes round again, ``sweeps`` times at most
+        (``REMOVAL_SWEEPS``). On a swarm, a node's engine removes its
+        containers and volumes, and the manager the networks
+        (``networks=False`` on the nodes).
         """
         removed = 0
+        sweeps = sweeps or self.REMOVAL_SWEEPS
         with engine_errors("tearing down"):
-            for sweep in range(REMOVAL_SWEEPS):
+            for sweep in range(sweeps):
                 if sweep:
                     time.sleep(min(1.0, 0.05 * 2**sweep))  # the engine lets go of a network's endpoints
                 containers = self.api.containers(all=True, filters={"label": label})
@@ -569,7 +571,7 @@ class DockerBackend:
                     try:
                         removed += _remove(partial(self.api.remove_network, network["Id"]))
                     except APIError as exc:
-                        if not _busy(exc) or sweep == REMOVAL_SWEEPS - 1:
+                        if not _busy(exc) or sweep == sweeps - 1:
                             raise
                         busy = True
                 for volume in self.api.volumes(filters={"label": label}).get("Volumes") or []:

@@ -330,8 +330,8 @@ class SwarmBackend:
         removed = sum(parallel_map(on_node, cluster.nodes))
         # Nodes discovery passed over because the manager sees them down may hold hosts as well.
         away = silent | {name: why for name, why in cluster.unreachable.items() if "state" in why}
-        try:
-            removed += self.networks.remove_labelled(label)
+        try:  # a node that is away never lets go of its hosts' attachments: no use waiting as long for them
+            removed += self.networks.remove_labelled(label, sweeps=DockerBackend.REMOVAL_SWEEPS if away else None)
         except EnvironmentProblem as exc:
             if not away:
                 raise
