@@ -325,6 +325,13 @@ class BusyNetworkAPI:
     def volumes(self, filters: dict[str, str]) -> dict[str, list[Any]]:
         return {"Volumes": []}
 
+    def tasks(self, filters: dict[str, str]) -> list[dict[str, Any]]:
+        assert filters == {"id": "t1"}
+        return [{"NodeID": "id-e3", "DesiredState": "shutdown", "Status": {"State": "running", "Message": "started"}}]
+
+    def inspect_node(self, node_id: str) -> dict[str, Any]:
+        return {"Description": {"Hostname": "e3"}}
+
 
 @pytest.mark.parametrize("busy", [DockerBackend.REMOVAL_SWEEPS, OverlayNetworks.REMOVAL_SWEEPS - 1])
 def test_an_overlay_still_in_use_by_a_removed_hosts_task_is_waited_for_far_longer_than_a_bridge(
@@ -337,6 +344,16 @@ def test_an_overlay_still_in_use_by_a_removed_hosts_task_is_waited_for_far_longe
         DockerBackend(cast(Any, SimpleNamespace(api=bridge_api))).remove_labelled("socklab.lab=lab1")
     assert OverlayNetworks(cast(Any, SimpleNamespace(api=overlay_api))).remove_labelled("socklab.lab=lab1") == 1
     assert overlay_api.removed and overlay_api.rounds == busy + 1
+
+
+def test_an_overlay_held_to_the_end_names_the_task_that_holds_it_its_node_and_its_state(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("socklab.backend.docker.backend.time.sleep", lambda seconds: None)
+    api = BusyNetworkAPI(OverlayNetworks.REMOVAL_SWEEPS)
+    with pytest.raises(EnvironmentProblem) as caught:
+        OverlayNetworks(cast(Any, SimpleNamespace(api=api))).remove_labelled("socklab.lab=lab1")
+    assert str(caught.value).endswith("in use by task t1 (task t1: on node e3, running (desired: shutdown): started)")
 
 
 def test_with_a_node_away_the_overlays_are_waited_for_no_longer_than_a_bridge() -> None:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 import time
 from typing import Any, ClassVar
 
+import requests
+from docker.errors import APIError
+
 from socklab.backend.docker.backend import DockerBackend
+from socklab.errors import EnvironmentProblem
 
 ALLOCATION_WAIT = 2.0  # seconds a new overlay may take to get its subnets from the manager's allocator
 
@@ -44,3 +50,25 @@ class OverlayNetworks(DockerBackend):
                 self.api.remove_network(name)
                 return False
             time.sleep(0.05)
+
+    def remove_labelled(self, label: str, *, networks: bool = True, sweeps: int | None = None) -> int:
+        """As on one engine; a network still held by a task at the end says what that task is, and on which node."""
+        try:
+            return super().remove_labelled(label, networks=networks, sweeps=sweeps)
+        except EnvironmentProblem as exc:
+            held = re.search(r"in use by task (\w+)", str(exc))
+            if held is None:
+                raise
+            raise EnvironmentProblem(f"{exc} ({self.task(held.group(1))})") from None
+
+    def task(self, task_id: str) -> str:
+        """What the manager says of a task: its node, its state and desired state, and its last message."""
+        with contextlib.suppress(APIError, requests.RequestException):
+            for task in self.api.tasks(filters={"id": task_id}):  # type: ignore[no-untyped-call]  # stubs lack it
+                status = task.get("Status") or {}
+                node = task.get("NodeID", "?")
+                with contextlib.suppress(APIError, requests.RequestException):
+                    node = (self.api.inspect_node(node).get("Description") or {}).get("Hostname", node)
+                return (f"task {task_id}: on node {node}, {status.get('State', '?')} (desired: "
+                        f"{task.get('DesiredState', '?')}){': ' + status['Message'] if status.get('Message') else ''}")
+        return f"task {task_id}: the manager no longer lists it"
