@@ -32,6 +32,7 @@ import docker
 from socklab.backend import subnets
 from socklab.backend.base import (
     IMAGE_FIX,
+    ChannelUnavailable,
     ExecResult,
     HostHandle,
     HostInfo,
@@ -228,14 +229,23 @@ def _chunks(source: BinaryIO) -> Iterator[bytes]:
         yield chunk
 
 
-def _send_all(sock: Any, chunks: Iterable[bytes]) -> None:
-    """Send every chunk on an exec's socket, then close its sending side: the command's stdin ends."""
+def _send_all(sock: Any, chunks: Iterable[bytes], *, close: bool = True) -> None:
+    """Send every chunk on an exec's socket, then close its sending side (unless not asked): the command's stdin
+    ends."""
     try:
         for chunk in chunks:
             sock.sendall(chunk)
-        sock.shutdown(socket.SHUT_WR)
+        if close:
+            sock.shutdown(socket.SHUT_WR)
     except OSError:  # the command exited without reading it all, or the exec is over: its output says why
         pass
+
+
+def counted(argv: Sequence[str], size: int) -> list[str]:
+    """``argv`` reading exactly ``size`` bytes of its standard input, then its end: for a connection that cannot
+    close its sending side alone (TLS: Python's ssl has no half-close, and its ``shutdown`` drops the encryption
+    for what follows)."""
+    return ["sh", "-c", 'head -c "$0" | "$@"', str(size), *argv]
 
 
 class DockerBackend:
@@ -414,6 +424,9 @@ class DockerBackend:
         self, handle: HostHandle, argv: Sequence[str], *, user: str, env: dict[str, str] | None = None,
         detach: bool = False, stdin: bytes | BinaryIO | None = None,
     ) -> ExecResult:
+        if stdin is not None and self.over_tls:
+            stdin = stdin if isinstance(stdin, bytes) else stdin.read()  # all of it first: it is counted
+            argv = counted(argv, len(stdin))
         with engine_errors(f"running a command on {handle.host}"):
             exec_id = self.api.exec_create(handle.ref, list(argv), user=user, environment=env, workdir=LAB_HOME,
                                            stdin=stdin is not None)["Id"]
@@ -427,7 +440,15 @@ class DockerBackend:
             code = self.api.exec_inspect(exec_id)["ExitCode"]
         return ExecResult(code, (stdout or b"").decode(errors="replace"), (stderr or b"").decode(errors="replace"))
 
+    @property
+    def over_tls(self) -> bool:
+        """Whether this engine is reached over TLS (a remote engine's ``tcp://`` endpoint)."""
+        return str(self.api.base_url).startswith("https://")
+
     def attach(self, handle: HostHandle, argv: Sequence[str], *, user: str) -> ExecChannel:
+        if self.over_tls:  # a channel is read on one thread and written on others: an SSL object allows neither
+            raise ChannelUnavailable(f"the engine of {handle.host} is reached over TLS, where a channel's socket "
+                                     "cannot be read and written by different threads at once")
         with engine_errors(f"attaching to a command on {handle.host}"):
             exec_id = self.api.exec_create(handle.ref, list(argv), user=user, workdir=LAB_HOME, stdin=True)["Id"]
             return ExecChannel(self.api, exec_id)
@@ -452,7 +473,7 @@ class DockerBackend:
         sock: Any = getattr(stream, "_sock", stream)
         try:
             if isinstance(data, bytes):
-                _send_all(sock, [data])
+                _send_all(sock, [data], close=not self.over_tls)  # over TLS the command counts it (``counted``)
             else:
                 threading.Thread(target=_send_all, args=(sock, _chunks(data)), daemon=True).start()
             frames = (demux_adaptor(*frame) for frame in frames_iter(stream, tty=False))  # type: ignore[no-untyped-call]  # the SDK's helper has no annotations
