@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,11 +36,15 @@ KILLED_REQUESTS_SETTLE = 2.0  # seconds an engine may take to finish what a kill
 ANYONE = ""  # as ``owner``: resources of every owner, for ``exclusive`` tests only
 
 
-def invoke(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
-           cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    """Run the invoke CLI as a user would, from the project root (as this test's owner, from the environment)."""
-    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+def invoke(*args: str, env: dict[str, str] | None = None, timeout: float = 300, cwd: Path = ROOT,
+           prefix: Sequence[str] = (), stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the invoke CLI as a user would, from the project root (as this test's owner, from the environment).
+
+    ``prefix`` runs it under another command (``nsenter``, say); ``stdin`` is its standard input (else it has
+    the tests' own).
+    """
+    return subprocess.run([*prefix, sys.executable, "-m", "invoke", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})}, input=stdin)
 
 
 # -- owners ---------------------------------------------------------------------

@@ -57,15 +57,16 @@ def _exists(client: docker.DockerClient, network: str) -> bool:
 
 
 @contextlib.contextmanager
-def engines_cluster(prefix: str, engines: int = 3) -> Iterator[swarm_cluster.Cluster]:
-    """A cluster of tools/swarm_cluster.py, its manager holding the node image as a machine that built it would.
+def engines_cluster(prefix: str, engines: int = 3, tls: bool = False) -> Iterator[swarm_cluster.Cluster]:
+    """A cluster of tools/swarm_cluster.py, its manager holding the node image as a machine that built it would
+    (with ``tls``, its workers reached over TCP with TLS).
 
     The other engines get the image from the swarm backend (it sends it to
     the nodes that lack it). Removed afterwards, whatever happened; nothing
     of it may remain.
     """
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
-    made = swarm_cluster.up(name, engines=engines)
+    made = swarm_cluster.up(name, engines=engines, tls=tls)
     try:
         here = docker.from_env(timeout=300)
         manager = docker.DockerClient(base_url=made.manager.endpoint, timeout=300)

@@ -56,6 +56,11 @@ HOST_BASE = 10  # engine i (1-based) is 198.19.255.1i and fd00:5c:1a:b::1i: the 
 
 ENDPOINT_LABEL = "socklab.endpoint"
 MANAGER_ENV = "SOCKLAB_SWARM_MANAGER"
+# With --tls, each engine also listens on its link address at this port, TLS with client certificates (as a
+# remote engine would, docs.docker.com "Protect the Docker daemon socket"), and its node label names that; a
+# client then reaches the workers from the bridge's namespace, at the link's first host address.
+TLS_PORT = 2376
+CLIENT_ADDRESS = LINK4[HOST_BASE]  # 198.19.255.10, on the bridge, only with --tls
 
 START_TIMEOUT = 90.0  # seconds for a dockerd to answer; two shared cores and three engines starting at once
 STOP_TIMEOUT = 25.0  # seconds a dockerd gets to stop its containers and unmount before it is killed
@@ -81,6 +86,7 @@ TOOLS: dict[str, str] = {
     "docker": "docker.io",
     "iptables": "iptables",
 }
+TLS_TOOLS: dict[str, str] = {"openssl": "openssl"}  # with --tls
 
 
 class ClusterError(Exception):
@@ -108,6 +114,11 @@ class Engine:
     def socket_path(self) -> str:
         return self.endpoint.removeprefix("unix://")
 
+    @property
+    def tcp_endpoint(self) -> str:
+        """Where it listens with TLS, in a cluster made with ``tls`` (reachable from ``Cluster.client_netns``)."""
+        return f"tcp://{self.address4}:{TLS_PORT}"
+
 
 @dataclass(frozen=True)
 class Cluster:
@@ -119,14 +130,29 @@ class Cluster:
     storage_driver: str
     link4: str = str(LINK4)
     link6: str = str(LINK6)
+    tls: bool = False  # the workers are reached over TCP with TLS, as remote engines are (``up``'s ``tls``)
 
     @property
     def manager(self) -> Engine:
         return self.engines[0]
 
+    @property
+    def certificates(self) -> Path:
+        """The client's ca.pem, cert.pem and key.pem (DOCKER_CERT_PATH), with ``tls``; the engines' beside them."""
+        return run_dir(self.name) / "tls"
+
     def environment(self) -> dict[str, str]:
-        """What the swarm backend reads to find the manager (each node's own endpoint is a node label)."""
-        return {MANAGER_ENV: self.manager.endpoint}
+        """What the swarm backend reads to find the manager (each node's own endpoint is a node label), and with
+        ``tls`` the client certificate the Docker SDK presents to the workers, as the docker command would."""
+        found = {MANAGER_ENV: self.manager.endpoint}
+        if self.tls:
+            found |= {"DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": str(self.certificates)}
+        return found
+
+    def client_argv(self) -> list[str]:
+        """The prefix that runs a command where it can reach every engine's endpoint: with ``tls``, in the
+        bridge's namespace (the engines' TCP ports exist only on the cluster's link); else as it is."""
+        return ["nsenter", f"--net={NETNS_DIR / self.bridge_netns}", "--"] if self.tls else []
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -199,7 +225,7 @@ def cgroup_parent(name: str, engine: str) -> str:
     return f"/{CGROUP_BASE}/{name}/{engine}"
 
 
-def plan(name: str, engines: int, storage_driver: str) -> Cluster:
+def plan(name: str, engines: int, storage_driver: str, tls: bool = False) -> Cluster:
     """The cluster's layout, before anything is made: names, paths, addresses."""
     if not 1 <= engines <= MAX_ENGINES:
         raise ClusterError(f"engines: between 1 and {MAX_ENGINES}, not {engines}")
@@ -217,7 +243,8 @@ def plan(name: str, engines: int, storage_driver: str) -> Cluster:
             data_root=str(lib_dir(name) / engine),
             hostname=f"{name}-{engine}",
         ))
-    return Cluster(name=name, engines=tuple(members), bridge_netns=bridge_netns(name), storage_driver=storage_driver)
+    return Cluster(name=name, engines=tuple(members), bridge_netns=bridge_netns(name), storage_driver=storage_driver,
+                   tls=tls)
 
 
 # --- small helpers ---------------------------------------------------------------------------------------------
@@ -264,11 +291,12 @@ def _ping(socket_path: str, timeout: float = 2.0) -> bool:
         sock.close()
 
 
-def check_prerequisites() -> None:
+def check_prerequisites(tls: bool = False) -> None:
     """Root, and every tool the script runs: else a PrerequisiteError naming what to install."""
     if os.geteuid() != 0:
         raise PrerequisiteError("swarm_cluster needs root (network namespaces, mounts, dockerd): run it with sudo")
-    missing = sorted({package for tool, package in TOOLS.items() if shutil.which(tool) is None})
+    tools = TOOLS | (TLS_TOOLS if tls else {})
+    missing = sorted({package for tool, package in tools.items() if shutil.which(tool) is None})
     if missing:
         raise PrerequisiteError(f"missing tools: apt-get install -y {' '.join(missing)}")
 
@@ -305,23 +333,27 @@ def exists(name: str) -> bool:
 
 
 def up(name: str = DEFAULT_NAME, engines: int = DEFAULT_ENGINES, storage_driver: str = "auto",
-       keep_on_failure: bool = False) -> Cluster:
+       keep_on_failure: bool = False, tls: bool = False) -> Cluster:
     """Make the cluster: namespaces and links, one dockerd per engine, swarm init on e1, the others join as
-    workers, every node labelled with its engine's endpoint.
+    workers, every node labelled with its engine's endpoint. With ``tls``, a certificate authority of the
+    cluster's own signs a certificate for each engine and one for the client, each engine also listens on
+    TCP with TLS (client certificates required), and the workers' labels name that endpoint.
 
     A cluster of that name already there (even a part of one) is an error: ``up`` never removes what it did not
     just make; run ``down`` first. On failure everything made so far is removed again, unless keep_on_failure.
     """
-    check_prerequisites()
+    check_prerequisites(tls)
     check_name(name)
     found = _leftovers(name)
     if found:
         raise ClusterError(f"a cluster named {name!r} exists already ({', '.join(found[:4])}): "
                            f"run `python tools/swarm_cluster.py down --name {name}` first")
-    cluster = plan(name, engines, pick_storage_driver(storage_driver))
+    cluster = plan(name, engines, pick_storage_driver(storage_driver), tls)
     run_dir(name).mkdir(parents=True)
     state_file(name).write_text(cluster.to_json())  # first, so that down finds even a half-made cluster
     try:
+        if tls:
+            _make_certificates(cluster)
         _make_links(cluster)
         _start_engines(cluster)
         _form_swarm(cluster)
@@ -356,6 +388,8 @@ def _make_links(cluster: Cluster) -> None:
         _ip("-n", engine.netns, "addr", "add", f"{engine.address4}/{LINK4.prefixlen}", "dev", "eth0")
         _ip("-n", engine.netns, "addr", "add", f"{engine.address6}/{LINK6.prefixlen}", "dev", "eth0", "nodad")
         _ip("-n", engine.netns, "link", "set", "eth0", "up")
+    if cluster.tls:  # the client's place on the link, to reach the engines' TCP endpoints
+        _ip("-n", bridge, "addr", "add", f"{CLIENT_ADDRESS}/{LINK4.prefixlen}", "dev", "br0")
     _check_sources(cluster)
 
 
@@ -394,7 +428,37 @@ def _daemon_config(cluster: Cluster, engine: Engine) -> dict[str, object]:
         "log-driver": "json-file",
         "log-opts": {"max-size": "10m", "max-file": "2"},
         "labels": [f"socklab.cluster={cluster.name}", f"socklab.engine={engine.name}"],
-    }
+    } | (_tls_config(cluster, engine) if cluster.tls else {})
+
+
+def _tls_config(cluster: Cluster, engine: Engine) -> dict[str, object]:
+    """Listen on TCP too, with TLS, and take only clients with a certificate of the cluster's authority."""
+    own = cluster.certificates / engine.name
+    return {"hosts": [engine.endpoint, engine.tcp_endpoint], "tlsverify": True,
+            "tlscacert": str(cluster.certificates / "ca.pem"), "tlscert": str(own / "cert.pem"),
+            "tlskey": str(own / "key.pem")}
+
+
+def _make_certificates(cluster: Cluster) -> None:
+    """A certificate authority of the cluster's own (gone with it); a certificate for each engine, naming its link
+    address, and one for the client, all signed by it. Elliptic-curve keys: made in milliseconds."""
+    folder = cluster.certificates
+    folder.mkdir(mode=0o700)
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    _run("openssl", "req", "-x509", *key, "-keyout", str(folder / "ca-key.pem"), "-out", str(folder / "ca.pem"),
+         "-days", "2", "-subj", f"/CN={cluster.name} test CA",
+         "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    signed = [(folder / engine.name, engine.hostname, f"subjectAltName=IP:{engine.address4}\n"
+               "extendedKeyUsage=serverAuth\n") for engine in cluster.engines]
+    for place, subject, extensions in [*signed, (folder, "client", "extendedKeyUsage=clientAuth\n")]:
+        place.mkdir(exist_ok=True, mode=0o700)
+        request, options = place / "request.csr", place / "extensions.cnf"
+        options.write_text(extensions)
+        _run("openssl", "req", "-new", *key, "-keyout", str(place / "key.pem"), "-out", str(request),
+             "-subj", f"/CN={subject}")
+        _run("openssl", "x509", "-req", "-in", str(request), "-CA", str(folder / "ca.pem"), "-CAkey",
+             str(folder / "ca-key.pem"), "-CAcreateserial", "-out", str(place / "cert.pem"), "-days", "2",
+             "-extfile", str(options))
 
 
 def _start_engines(cluster: Cluster) -> None:
@@ -476,7 +540,8 @@ def _form_swarm(cluster: Cluster) -> None:
         node = _docker(engine, "info", "--format", "{{.Swarm.NodeID}}").strip()
         if not node:
             raise ClusterError(f"{engine.name} is not in the swarm after joining")
-        _docker(manager, "node", "update", "--label-add", f"{ENDPOINT_LABEL}={engine.endpoint}", node)
+        endpoint = engine.tcp_endpoint if cluster.tls and engine is not manager else engine.endpoint
+        _docker(manager, "node", "update", "--label-add", f"{ENDPOINT_LABEL}={endpoint}", node)
     _wait_for_nodes(cluster)
 
 
@@ -713,6 +778,9 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
             sub.add_argument("--storage-driver", default="auto",
                              help="the engines' storage driver: auto (default), overlay2, fuse-overlayfs or vfs")
             sub.add_argument("--keep-on-failure", action="store_true", help="leave a failed cluster to look at")
+            sub.add_argument("--tls", action="store_true",
+                             help="reach the workers over TCP with TLS, as remote engines (run clients with "
+                                  "the printed nsenter prefix and environment)")
         if command in ("up", "load-image"):
             sub.add_argument("--image", action="append", default=[], required=command == "load-image",
                              help="an image of the machine's engine to load into every engine (repeatable)")
@@ -723,7 +791,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _arguments(argv)
     try:
         if args.command == "up":
-            cluster = up(args.name, args.engines, args.storage_driver, args.keep_on_failure)
+            cluster = up(args.name, args.engines, args.storage_driver, args.keep_on_failure, args.tls)
             try:
                 for image in args.image:
                     _say(f"loading {image} into {len(cluster.engines)} engines")
@@ -760,6 +828,9 @@ def _print_cluster(cluster: Cluster) -> None:
         print(f"  {engine.name} {role:8} {engine.address4:15} {engine.address6:20} DOCKER_HOST={engine.endpoint}")
     for key, value in cluster.environment().items():
         print(f"export {key}={value}")
+    if cluster.client_argv():
+        print(f"# the workers listen on the cluster's link only: run clients as `{' '.join(cluster.client_argv())} "
+              "python -m invoke ...`")
 
 
 def _print_status(found: ClusterStatus) -> int:
