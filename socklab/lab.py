@@ -26,7 +26,7 @@ from typing import Any
 from socklab import agents, capture, commands, events, preparation, programs
 from socklab.addressing import AddressBook
 from socklab.agents import AgentGone, HostAgent
-from socklab.backend import Backend, ChannelUnavailable, ExecResult, HostHandle, HostInfo
+from socklab.backend import Backend, ExecResult, HostHandle, HostInfo
 from socklab.concurrency import parallel_map
 from socklab.constants import LAB_HOME, LAB_USER
 from socklab.errors import EnvironmentProblem, LabError, SocklabError
@@ -131,7 +131,6 @@ class Lab:
             backend.host_images(hosts.values(), lambda text: listener(events.Note(text)))
             guard.checkpoint()
             nodes, prepared = programs.archive(), {}
-            unattached: list[str] = []  # hosts whose engine cannot hold an agent's channel, and why
             copies = {host: [*files, *spec.files] for host, spec in hosts.items()}
 
             def get_ready(info: HostInfo) -> None:  # on each host's thread, as soon as it runs
@@ -140,16 +139,11 @@ class Lab:
                 if copies[host]:  # after the script, which refuses a host lacking what it needs
                     put(backend, info.handle, copies[host])
                 if agents.enabled():  # it starts while other hosts still do; nothing waits for it here
-                    try:
-                        host_agents[host] = HostAgent.start(backend, info.handle)
-                    except ChannelUnavailable as exc:
-                        unattached.append(f"{host}: checks went by `docker exec`, as it has no agent: {exc}")
+                    host_agents[host] = HostAgent.start(backend, info.handle)
 
             with guard.holding():  # a signal now could leave a host being created after the teardown
                 infos = backend.create_lab(lab_id, name, networks.values(), hosts.values(), on_started=get_ready)
             lab = cls(backend, lab_id, networks, hosts, infos, prepared, host_agents)
-            for note in sorted(unattached):
-                lab._note(note)
             guard.checkpoint()
             listener(events.PhaseStarted(name, "setup"))
             with guard.holding():

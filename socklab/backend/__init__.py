@@ -10,7 +10,6 @@ them.
 from socklab.backend.base import (
     Backend,
     Channel,
-    ChannelUnavailable,
     ExecResult,
     HostHandle,
     HostInfo,
@@ -21,5 +20,5 @@ from socklab.backend.base import (
     PathInfo,
 )
 
-__all__ = ["Backend", "Channel", "ChannelUnavailable", "ExecResult", "HostHandle", "HostInfo", "ImageProblem",
-           "Interface", "LabSummary", "MissingPath", "PathInfo"]
+__all__ = ["Backend", "Channel", "ExecResult", "HostHandle", "HostInfo", "ImageProblem", "Interface", "LabSummary",
+           "MissingPath", "PathInfo"]

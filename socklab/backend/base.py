@@ -88,10 +88,6 @@ class MissingPath(SocklabError):
     """A path asked for on a host is not there (exit 2)."""
 
 
-class ChannelUnavailable(SocklabError):
-    """A host's engine cannot hold a ``Channel`` open (``Backend.attach``): its commands go by exec. Says why."""
-
-
 Progress = Callable[[str], None]
 
 

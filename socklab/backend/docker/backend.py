@@ -32,7 +32,6 @@ import docker
 from socklab.backend import subnets
 from socklab.backend.base import (
     IMAGE_FIX,
-    ChannelUnavailable,
     ExecResult,
     HostHandle,
     HostInfo,
@@ -446,9 +445,6 @@ class DockerBackend:
         return str(self.api.base_url).startswith("https://")
 
     def attach(self, handle: HostHandle, argv: Sequence[str], *, user: str) -> ExecChannel:
-        if self.over_tls:  # a channel is read on one thread and written on others: an SSL object allows neither
-            raise ChannelUnavailable(f"the engine of {handle.host} is reached over TLS, where a channel's socket "
-                                     "cannot be read and written by different threads at once")
         with engine_errors(f"attaching to a command on {handle.host}"):
             exec_id = self.api.exec_create(handle.ref, list(argv), user=user, workdir=LAB_HOME, stdin=True)["Id"]
             return ExecChannel(self.api, exec_id)
