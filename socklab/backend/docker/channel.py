@@ -40,6 +40,7 @@ class ExecChannel:
         self._sock.setblocking(False)
         self._io = threading.Lock()  # one call on the socket at a time
         self._sending = threading.Lock()  # one message at a time, whole
+        self._closed = False
         self.said = b""
 
     def send(self, data: bytes) -> None:
@@ -49,14 +50,23 @@ class ExecChannel:
                 view = view[self._call(self._sock.send, view, select.POLLOUT):]
 
     def receive(self) -> Iterator[bytes]:
-        pending = b""
-        while chunk := self._call(self._sock.recv, CHUNK, select.POLLIN):
+        pending = bytearray()
+        while True:
+            try:
+                chunk = self._call(self._sock.recv, CHUNK, select.POLLIN)
+            except OSError:
+                if self._closed:  # by close(), from another thread: the output ends here
+                    return
+                raise
+            if not chunk:
+                return
             pending += chunk
             while len(pending) >= HEADER:
                 size = int.from_bytes(pending[4:HEADER], "big")
                 if len(pending) < HEADER + size:
                     break
-                stream, frame, pending = pending[0], pending[HEADER:HEADER + size], pending[HEADER + size:]
+                stream, frame = pending[0], bytes(pending[HEADER:HEADER + size])
+                del pending[:HEADER + size]
                 if stream == STDOUT:
                     yield frame
                 elif stream == STDERR:
@@ -64,6 +74,7 @@ class ExecChannel:
 
     def close(self) -> None:
         with self._io:
+            self._closed = True
             with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_RDWR)  # the command's stdin ends, and a receive() under way returns
             with contextlib.suppress(OSError):
@@ -74,6 +85,8 @@ class ExecChannel:
         socket to be ready for ``event``, or for what TLS asks (a read may need a write, and the other way)."""
         while True:
             with self._io:
+                if self._closed:
+                    raise OSError("the channel was closed")
                 try:
                     return call(argument)
                 except ssl.SSLWantReadError:
@@ -83,8 +96,6 @@ class ExecChannel:
                 except BlockingIOError:
                     wait = event
                 fd = self._sock.fileno()
-            if fd < 0:  # closed meanwhile
-                raise OSError("the channel was closed")
             poll = select.poll()
             poll.register(fd, wait)
             # Not for ever: closed meanwhile, its descriptor's number may be another file's by now. A wait cut
