@@ -71,8 +71,13 @@ def test_a_lab_spreads_over_the_engines_and_a_client_reaches_a_server_on_another
 
 
 def test_the_whole_catalogue_holds_across_engines_as_on_one(cluster: swarm_cluster.Cluster, tmp_path: Path) -> None:
-    """IPv6 given by socklab, 1500-byte MTU lessons over 1550-byte links, broadcast and multicast kept together."""
-    result = invoke("run", "--all", "--backend", "swarm", "--jobs", "4", "--results", str(tmp_path),
+    """IPv6 given by socklab, 1500-byte MTU lessons over 1550-byte links, broadcast and multicast kept together.
+
+    Two labs at a time: three engines share the machine's two cores here, and with four, after the rest of
+    the suite, the manager twice let a host's join to an overlay pass Docker's 20 s deadline ("attaching to
+    network failed ... context deadline exceeded"), or held a removed host's attachment for more than 10 s.
+    """
+    result = invoke("run", "--all", "--backend", "swarm", "--jobs", "2", "--results", str(tmp_path),
                     env=cluster.environment(), timeout=1200)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((tmp_path / "latest" / "report.json").read_text())

@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import os
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import docker
-from socklab.constants import LABEL_OWNER
+from socklab.constants import LABEL_LAB, LABEL_OWNER
 from tests.helpers import invoke
 from tests.swarm import engines_cluster
 from tools import swarm_cluster
@@ -50,8 +51,15 @@ def socklab(cluster: swarm_cluster.Cluster, *args: str, env: dict[str, str] | No
 
 def test_the_checks_hold_with_hosts_on_a_node_reached_over_tls(cluster: swarm_cluster.Cluster, tmp_path: Path,
                                                                lab_owner: str) -> None:
+    began = int(time.time()) - 1
     status, said = socklab(cluster, "run", "tcp-echo,udp-echo,app-protocol", "--results", str(tmp_path))
     assert status == 0, said
+    # the hosts went apart: each lab had hosts on the worker, whose engine was reached over TLS only
+    worker = docker.DockerClient(base_url=cluster.engines[1].endpoint, timeout=60)
+    made = worker.api.events(since=began, until=int(time.time()) + 1, decode=True,
+                             filters={"type": "container", "event": "create", "label": f"{LABEL_OWNER}={lab_owner}"})
+    labs = {event["Actor"]["Attributes"][LABEL_LAB] for event in made}
+    assert len(labs) == 3, labs
     for scenario in json.loads((tmp_path / "latest" / "report.json").read_text())["scenarios"]:
         # every check through its host's agent, those on the worker too: over TLS, the channel is never read and
         # written at once (an SSL connection allows it from one thread at a time)
