@@ -116,7 +116,7 @@ class Engine:
 
     @property
     def tcp_endpoint(self) -> str:
-        """Where it listens with TLS, in a cluster made with ``tls`` (reachable from ``Cluster.client_netns``)."""
+        """Where it listens with TLS, in a cluster made with ``tls`` (reached as ``Cluster.client_argv`` runs)."""
         return f"tcp://{self.address4}:{TLS_PORT}"
 
 
