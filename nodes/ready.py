@@ -94,11 +94,19 @@ def unix_listening(path: str) -> bool:
 
 
 def alive(pidfile: Path | None) -> bool:
-    """False once the service's process is gone (its pidfile names a dead pid)."""
-    if pidfile is None or not pidfile.exists():
+    """False once the service's process is gone (its pidfile names a dead pid).
+
+    No pidfile yet, or one still being written (empty), names nobody yet:
+    the service is still starting.
+    """
+    if pidfile is None:
         return True
     try:
-        os.kill(int(pidfile.read_text()), 0)
+        pid = int(pidfile.read_text())
+    except (FileNotFoundError, ValueError):
+        return True
+    try:
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # alive, but owned by another user

@@ -125,14 +125,20 @@ def service_steps(service: Service, render: Render,
         guard = (f"{shlex.join(watch)} >>{log} 2>&1 </dev/null & "
                  f"for i in $(seq 100); do [ -e {watching} ] && break; sleep 0.02; done; ")
     start = (f"rm -f {pid} {status} {watching}; "
-             f"( {guard}{command} >>{log} 2>&1 </dev/null & echo $! >{pid}; wait $!; echo $? >{status} ) "
-             f">/dev/null 2>&1 </dev/null &")
+             f"( {guard}{command} >>{log} 2>&1 </dev/null & {_written('$!', pid)}; wait $!; "
+             f"{_written('$?', status)} ) >/dev/null 2>&1 </dev/null &")
     if service.ready is None:
         return ["sh", "-c", start], None
     wait = ready_argv(render(service.ready), ready_limit, pid=pid, log=log)
     if service.user == GRADED_USER:  # the readiness check is the lab's, as for any other service
         wait = ["setpriv", f"--reuid={LAB_USER}", f"--regid={LAB_USER}", "--init-groups", "--", *wait]
     return ["sh", "-c", start], wait
+
+
+def _written(value: str, path: str) -> str:
+    """Shell: write ``value`` to ``path`` whole or not at all, for readers polling it (a file being written by
+    ``echo >path`` is there and empty for a moment, and a reader then took a pid file for a dead program's)."""
+    return f"echo {value} >{path}.new && mv -f {path}.new {path}"
 
 
 def service_argv(service: Service, render: Render, ready_limit: float = READY_LIMIT) -> list[str]:

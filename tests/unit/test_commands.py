@@ -89,7 +89,10 @@ def test_a_service_starts_in_the_background_and_its_host_waits_until_ready() -> 
     # what a run before it left goes first: a dead run's pid would tell the wait that this one had exited
     assert start.startswith("rm -f /lab/run/web.pid /lab/run/web.exit /lab/run/web.pid.guard; ( ")
     assert "python3 -m nodes.echo serve --bind '' --port 80 >>/lab/log/web.log" in start
-    assert start.endswith("&") and "echo $? >/lab/run/web.exit" in start
+    # the pid and the exit status are written whole or not at all: the wait and service_state poll them
+    assert start.endswith("&")
+    assert "echo $! >/lab/run/web.pid.new && mv -f /lab/run/web.pid.new /lab/run/web.pid" in start
+    assert "echo $? >/lab/run/web.exit.new && mv -f /lab/run/web.exit.new /lab/run/web.exit" in start
     assert wait.startswith("exec python3 -m nodes.ready tcp://0.0.0.0:80") and "--pidfile /lab/run/web.pid" in wait
 
 
@@ -165,7 +168,7 @@ def test_a_graded_service_is_started_by_root_and_runs_confined_as_the_graded_use
                               "--reuid=student --regid=student --init-groups --inh-caps=-all --no-new-privs -- env -C "
                               "/submission HOME=/submission USER=student LOGNAME=student env -C /submission/server "
                               "python3 echo.py 198.18.0.2 >>/lab/log/echo.log")
-    assert "echo $! >/lab/run/echo.pid; wait $!; echo $? >/lab/run/echo.exit" in program
+    assert "mv -f /lab/run/echo.pid.new /lab/run/echo.pid; wait $!; echo $? >/lab/run/echo.exit.new" in program
     assert wait.startswith("exec setpriv --reuid=lab --regid=lab --init-groups -- python3 -m nodes.ready 'tcp://*:7'")
 
 
