@@ -88,8 +88,9 @@ class SwarmBackend:
     def host_images(self, hosts: Iterable[Host], progress: Progress) -> dict[str, str]:
         cluster = self.cluster
         images = cluster.manager.host_images(hosts, progress)
+        engines = self._node_engines()
         for name in sorted(set(images.values())):
-            distribution.send(name, cluster.manager, self._node_engines(), progress)
+            distribution.send(name, cluster.manager, engines, progress)
         return images
 
     def _node_engines(self) -> dict[str, DockerBackend]:
